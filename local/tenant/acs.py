@@ -1,0 +1,7 @@
+"""(stub) acs routes of the local tenant."""
+
+from aiohttp import web
+
+
+def setup(app: web.Application) -> None:
+    """Register this module's routes."""
