@@ -88,7 +88,6 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         yield Azurite(blob, queue, table)
         return
     blob, queue, table = _free_port(), _free_port(), _free_port()
-    workdir = tmp_path_factory.mktemp("azurite")
     process = subprocess.Popen(
         [
             azurite_binary(),
@@ -108,11 +107,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
             str(queue),
             "--tablePort",
             str(table),
-            "--location",
-            str(workdir),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for port in (blob, queue, table):

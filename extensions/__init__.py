@@ -1,0 +1,1 @@
+"""The Entitlement Management custom extension: HTTP functions, payload models, stage playbooks, worker."""

@@ -1,0 +1,10 @@
+"""The function app: composes the blueprints; nothing else lives here."""
+
+import azure.functions as func
+
+from extensions.callout import bp as callout_bp
+from extensions.health import bp as health_bp
+
+app = func.FunctionApp()
+app.register_functions(health_bp)
+app.register_functions(callout_bp)

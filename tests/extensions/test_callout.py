@@ -1,0 +1,133 @@
+"""The callout function: parses both body shapes, records once per stage instance, queues, answers 202."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import azure.functions as func
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue.aio import QueueClient
+
+from extensions.callout import callout
+from extensions.container import Container, use_container
+from extensions.settings import Settings
+from store.callouts import CalloutKey
+
+CALL = callout.build().get_user_function()
+
+
+def flat_body(request_id: str, instance_id: str, stage: str = "assignmentRequestCreated") -> dict:
+    """The flat PascalCase body EM's Logic App trigger documents."""
+    return {
+        "AccessPackageAssignmentRequestId": request_id,
+        "CallbackUriPath": f"/identityGovernance/entitlementManagement/assignmentRequests/{request_id}/resume",
+        "CustomExtensionStageInstanceId": instance_id,
+        "Stage": stage,
+        "RequestType": "OnBehalfAdd",
+        "State": "Submitted",
+        "Status": "Accepted",
+        "AccessPackage": {"Id": str(uuid.uuid4()), "DisplayName": "MFA reset"},
+        "Assignment": {"Id": str(uuid.uuid4()), "Target": {"ObjectId": str(uuid.uuid4()), "DisplayName": "Tom"}},
+        "Requestor": {"ObjectId": str(uuid.uuid4()), "DisplayName": "Megan"},
+        "SomethingNew": {"Ignored": True},
+    }
+
+
+def post(body: bytes) -> func.HttpRequest:
+    return func.HttpRequest(
+        "POST", "http://localhost/api/callout", body=body, headers={"content-type": "application/json"}
+    )
+
+
+@pytest.fixture
+async def container(azurite) -> AsyncIterator[Container]:
+    """A container on Azurite with a fresh table and queue per test."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        AzureWebJobsStorage=azurite.connection_string, WORK_QUEUE_NAME=f"work-{suffix}", TABLE_PREFIX=f"t{suffix}"
+    )
+    built = Container.from_settings(settings)
+    use_container(built)
+    yield built
+    use_container(None)
+    await built.callouts.close()
+
+
+async def queued(container: Container, azurite) -> list[dict]:
+    async with QueueClient.from_connection_string(azurite.connection_string, container.settings.work_queue) as queue:
+        try:
+            messages = await queue.peek_messages(max_messages=32)
+        except ResourceNotFoundError:  # nothing was ever queued
+            return []
+    return [json.loads(base64.b64decode(m.content)) for m in messages]
+
+
+async def test_a_flat_pascalcase_callout_is_recorded_queued_and_answered_202(container: Container, azurite):
+    request_id, instance_id = str(uuid.uuid4()), str(uuid.uuid4())
+    response = await CALL(post(json.dumps(flat_body(request_id, instance_id)).encode()))
+    assert response.status_code == 202
+    record = await container.callouts.get(CalloutKey(request_id, "assignmentRequestCreated", instance_id))
+    assert record is not None
+    assert record["Enqueued"] is True
+    assert await queued(container, azurite) == [
+        {"requestId": request_id, "stage": "assignmentRequestCreated", "stageInstanceId": instance_id}
+    ]
+
+
+async def test_a_repeated_callout_answers_202_without_a_second_message(container: Container, azurite):
+    body = json.dumps(flat_body(str(uuid.uuid4()), str(uuid.uuid4()))).encode()
+    first = await CALL(post(body))
+    second = await CALL(post(body))
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert json.loads(second.get_body())["status"] == "duplicate"
+    assert len(await queued(container, azurite)) == 1
+
+
+async def test_the_graph_envelope_in_camelcase_is_accepted(container: Container, azurite):
+    request_id, instance_id = str(uuid.uuid4()), str(uuid.uuid4())
+    envelope = {
+        "type": "microsoft.graph.accessPackageCustomExtensionStage.assignmentRequestGranted",
+        "source": "/IdentityGovernance/EntitlementManagement/AccessPackageAssignmentRequests",
+        "data": {
+            "@odata.type": "#microsoft.graph.accessPackageAssignmentRequestCalloutData",
+            "stage": "assignmentRequestGranted",
+            "customExtensionStageInstanceId": instance_id,
+            "accessPackageAssignmentRequestId": request_id,
+        },
+    }
+    response = await CALL(post(json.dumps(envelope).encode()))
+    assert response.status_code == 202
+    assert await container.callouts.get(CalloutKey(request_id, "assignmentRequestGranted", instance_id))
+
+
+async def test_the_connection_test_succeeds_without_recording_anything(container: Container, azurite):
+    response = await CALL(post(json.dumps({"Stage": "CustomExtensionConnectionTest"}).encode()))
+    assert response.status_code == 202
+    assert await queued(container, azurite) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (json.dumps({"Stage": ""}).encode(), "stage"),
+        (json.dumps({"Stage": "assignmentRequestCreated"}).encode(), "AccessPackageAssignmentRequestId"),
+    ],
+)
+async def test_an_invalid_body_gets_400_saying_what_is_wrong(container: Container, azurite, body: bytes, says: str):
+    response = await CALL(post(body))
+    assert response.status_code == 400
+    assert says in json.loads(response.get_body())["error"]["message"]
+    assert await queued(container, azurite) == []
+
+
+async def test_an_oversized_body_is_refused_with_413(container: Container, azurite):
+    big = json.dumps({**flat_body("r", "i"), "Pad": "x" * 70_000}).encode()
+    response = await CALL(post(big))
+    assert response.status_code == 413
+    assert await queued(container, azurite) == []
