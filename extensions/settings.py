@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     tenant_id: str = Field("", alias="TENANT_ID", description="Entra tenant id (GUID) the app serves")
     graph_base_url: str = Field("https://graph.microsoft.com/v1.0", alias="GRAPH_BASE_URL")
+    graph_scope: str = Field(
+        "https://graph.microsoft.com/.default", alias="GRAPH_SCOPE", description="token scope for Graph"
+    )
     authority_host: str = Field("https://login.microsoftonline.com", alias="AUTHORITY_HOST")
     managed_identity_client_id: str | None = Field(
         None, alias="MANAGED_IDENTITY_CLIENT_ID", description="client id of the user-assigned identity; none = system"
