@@ -1,7 +1,7 @@
 """POST /api/callout: Entitlement Management's callout, recorded once per stage instance and queued; 202 fast.
 
-No Graph call on this path: EM waits at most 2 s for the answer. Caller-token verification lands with the
-MFA reset flow (issue 3); until then this records and queues only.
+The caller's bearer token is verified first; anything else about the request is looked at only after that.
+No Graph call on this path: EM waits at most 2 s for the answer.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from store.callouts import CalloutKey
 
 from .container import get_container
+from .errors import CallerRejected, SigningKeysUnavailable
 from .http_util import error_response, json_response
 from .payload import parse_callout
 
@@ -30,6 +31,14 @@ def _validation_message(exc: ValidationError) -> str:
 @bp.route(route="callout", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def callout(req: func.HttpRequest) -> func.HttpResponse:
     container = get_container()
+    try:
+        caller = await container.verifier.verify(req.headers.get("Authorization"))
+    except CallerRejected as exc:
+        log.warning("callout refused: %s", exc)
+        return error_response(401, "unauthorized", str(exc))
+    except SigningKeysUnavailable as exc:
+        log.error("callout not verified: %s", exc)
+        return error_response(503, "signingKeysUnavailable", "the tenant's signing keys cannot be read; retry")
     raw = req.get_body()
     if len(raw) > container.settings.callout_max_body_bytes:
         return error_response(
@@ -61,5 +70,11 @@ async def callout(req: func.HttpRequest) -> func.HttpResponse:
         payload.access_package_assignment_request_id, payload.stage, payload.custom_extension_stage_instance_id
     )
     new = await container.callouts.accept(key, body)
-    log.info("callout %s request=%s stage=%s", "accepted" if new else "repeated", key.request_id, key.stage)
+    log.info(
+        "callout %s request=%s stage=%s caller=%s",
+        "accepted" if new else "repeated",
+        key.request_id,
+        key.stage,
+        caller.app_id or caller.object_id,
+    )
     return json_response({"status": "accepted" if new else "duplicate"}, 202)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from store.callouts import CalloutStore
 from store.clients import queue_client, table_service
 
+from .caller_token import CallerVerifier, SigningKeys
 from .settings import Settings, get_settings
 
 
@@ -14,6 +17,8 @@ from .settings import Settings, get_settings
 class Container:
     settings: Settings
     callouts: CalloutStore
+    verifier: CallerVerifier
+    http: httpx.AsyncClient
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Container:
@@ -22,7 +27,13 @@ class Container:
             queue_client(settings, settings.work_queue),
             table_name=f"{settings.table_prefix}callouts",
         )
-        return cls(settings=settings, callouts=callouts)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+        verifier = CallerVerifier(settings, SigningKeys(settings, http))
+        return cls(settings=settings, callouts=callouts, verifier=verifier, http=http)
+
+    async def close(self) -> None:
+        await self.callouts.close()
+        await self.http.aclose()
 
 
 _container: Container | None = None

@@ -1,0 +1,121 @@
+"""Verifies the bearer token of a callout: RS256 from the tenant's JWKS, issuer, audience, tenant, lifetime,
+and a caller on the allow-list.
+
+Follows https://learn.microsoft.com/entra/identity-platform/access-tokens#validate-tokens (signature via the
+OIDC metadata's jwks_uri, iss in v1 `https://sts.windows.net/{tid}/` or v2 `.../{tid}/v2.0` form, aud, tid,
+exp/nbf) and https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference (appid in v1,
+azp in v2, oid of the calling service principal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+
+from .errors import CallerRejected, SigningKeysUnavailable
+from .settings import Settings
+
+LEEWAY_S = 300  # clock skew we tolerate on exp/nbf (at most 5 minutes)
+KEYS_TTL_S = 24 * 3600  # Entra rotates keys rarely; a new kid triggers a refresh anyway
+MIN_REFRESH_INTERVAL_S = 60  # unknown kids must not let a caller make us hammer the metadata endpoint
+
+
+@dataclass(frozen=True)
+class VerifiedCaller:
+    app_id: str | None
+    object_id: str | None
+    tenant_id: str
+    claims: dict[str, Any]
+
+
+class SigningKeys:
+    """The tenant's signing keys, read from OIDC metadata and cached; refreshed when an unknown kid appears."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient):
+        self._metadata_url = (
+            f"{settings.authority_host.rstrip('/')}/{settings.tenant_id}/v2.0/.well-known/openid-configuration"
+        )
+        self._http = http
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        try:
+            metadata = (await self._http.get(self._metadata_url)).raise_for_status().json()
+            jwks = (await self._http.get(metadata["jwks_uri"])).raise_for_status().json()
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            raise SigningKeysUnavailable(f"cannot read the tenant's signing keys: {exc}") from exc
+        keys = {}
+        for entry in jwks.get("keys", []):
+            if entry.get("kty") == "RSA" and entry.get("kid"):
+                keys[entry["kid"]] = jwt.PyJWK(entry, algorithm="RS256")
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        async with self._lock:
+            stale = time.monotonic() - self._fetched_at > KEYS_TTL_S
+            unknown = kid not in self._keys
+            recently = time.monotonic() - self._fetched_at < MIN_REFRESH_INTERVAL_S
+            if stale or (unknown and not recently):
+                await self._refresh()
+            return self._keys.get(kid)
+
+
+class CallerVerifier:
+    """Decides whether a callout's Authorization header comes from an allowed caller of our tenant."""
+
+    def __init__(self, settings: Settings, keys: SigningKeys):
+        if not settings.tenant_id or not settings.callout_audience or not settings.callout_allowed_callers:
+            raise ValueError("TENANT_ID, CALLOUT_AUDIENCE and CALLOUT_ALLOWED_CALLERS must be set to verify callers")
+        self._tenant = settings.tenant_id.lower()
+        self._audiences = [settings.callout_audience]
+        self._issuers = [
+            f"https://sts.windows.net/{self._tenant}/",
+            f"https://login.microsoftonline.com/{self._tenant}/v2.0",
+        ]
+        self._allowed = {caller.lower() for caller in settings.callout_allowed_callers}
+        self._keys = keys
+
+    async def verify(self, authorization: str | None) -> VerifiedCaller:
+        if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
+            raise CallerRejected("a bearer token is required")
+        token = authorization[7:].strip()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise CallerRejected(f"the token is malformed: {exc}") from None
+        if header.get("alg") != "RS256":
+            raise CallerRejected(f"the token must be signed with RS256, not {header.get('alg')!r}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise CallerRejected("the token names no signing key (kid)")
+        key = await self._keys.key(kid)
+        if key is None:
+            raise CallerRejected("the token's signing key is not one of the tenant's")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self._audiences,
+                issuer=self._issuers,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "nbf", "iat", "iss", "aud", "tid"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise CallerRejected(f"the token is not valid: {exc}") from None
+        if str(claims.get("tid", "")).lower() != self._tenant:
+            raise CallerRejected("the token comes from another tenant")
+        app_id = claims.get("appid") or claims.get("azp")
+        object_id = claims.get("oid")
+        presented = {str(value).lower() for value in (app_id, object_id) if value}
+        if not presented & self._allowed:
+            raise CallerRejected(f"caller {app_id or object_id} is not allowed to call this extension")
+        return VerifiedCaller(app_id=app_id, object_id=object_id, tenant_id=self._tenant, claims=claims)
