@@ -1,0 +1,173 @@
+"""Resets, their step checkpoints, the per-target index, and the audit trail. No secret is ever written here."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from .tables import Tables
+
+OPEN = "open"
+RESET_ROW = "reset"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Reset:
+    request_id: str
+    target_id: str
+    requestor_id: str
+    access_package_id: str
+    state: str = OPEN
+    created_at: datetime = field(default_factory=_now)
+    detail: str = ""
+    deleted_methods: list[str] = field(default_factory=list)
+    remaining_methods: list[str] = field(default_factory=list)
+    pickup_id: str | None = None
+
+    def entity(self) -> dict[str, Any]:
+        return {
+            "PartitionKey": self.request_id,
+            "RowKey": RESET_ROW,
+            "TargetId": self.target_id,
+            "RequestorId": self.requestor_id,
+            "AccessPackageId": self.access_package_id,
+            "State": self.state,
+            "CreatedAt": self.created_at,
+            "Detail": self.detail,
+            "DeletedMethods": json.dumps(self.deleted_methods),
+            "RemainingMethods": json.dumps(self.remaining_methods),
+            "PickupId": self.pickup_id or "",
+        }
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> Reset:
+        return cls(
+            request_id=entity["PartitionKey"],
+            target_id=entity["TargetId"],
+            requestor_id=entity["RequestorId"],
+            access_package_id=entity["AccessPackageId"],
+            state=entity["State"],
+            created_at=entity["CreatedAt"],
+            detail=entity.get("Detail", ""),
+            deleted_methods=json.loads(entity.get("DeletedMethods") or "[]"),
+            remaining_methods=json.loads(entity.get("RemainingMethods") or "[]"),
+            pickup_id=entity.get("PickupId") or None,
+        )
+
+
+class ResetStore:
+    """Tables: resets (PK request id), steps (PK request id, RK stage:instance:step), targets (PK target id,
+    RK request id: the index the one-open-reset and rate-limit guardrails read), audit (PK request id)."""
+
+    def __init__(self, tables: Tables):
+        self._tables = tables
+
+    # --- resets ---------------------------------------------------------------------------------------
+    async def create(self, reset: Reset) -> Reset:
+        """Insert the reset and its target index row; an existing reset for the request is returned as is."""
+        resets = await self._tables.get("resets")
+        try:
+            await resets.create_entity(reset.entity())
+        except ResourceExistsError:
+            return await self.get(reset.request_id)  # type: ignore[return-value]
+        targets = await self._tables.get("targets")
+        await targets.upsert_entity(
+            {
+                "PartitionKey": reset.target_id,
+                "RowKey": reset.request_id,
+                "State": reset.state,
+                "CreatedAt": reset.created_at,
+            }
+        )
+        return reset
+
+    async def get(self, request_id: str) -> Reset | None:
+        resets = await self._tables.get("resets")
+        try:
+            return Reset.from_entity(await resets.get_entity(request_id, RESET_ROW))
+        except ResourceNotFoundError:
+            return None
+
+    async def save(self, reset: Reset) -> None:
+        resets = await self._tables.get("resets")
+        await resets.upsert_entity(reset.entity(), mode=UpdateMode.MERGE)
+        targets = await self._tables.get("targets")
+        await targets.upsert_entity(
+            {"PartitionKey": reset.target_id, "RowKey": reset.request_id, "State": reset.state}, mode=UpdateMode.MERGE
+        )
+
+    async def for_target(self, target_id: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Index rows of every reset of a target (optionally created since a time)."""
+        targets = await self._tables.get("targets")
+        rows = targets.query_entities("PartitionKey eq @pk", parameters={"pk": target_id})
+        found = [dict(row) async for row in rows]
+        if since is not None:
+            found = [row for row in found if row["CreatedAt"] >= since]
+        return found
+
+    async def recent_count(self, target_id: str, window: timedelta) -> int:
+        return len(await self.for_target(target_id, _now() - window))
+
+    # --- step checkpoints ---------------------------------------------------------------------------
+    async def step_done(self, request_id: str, step: str) -> dict[str, Any] | None:
+        steps = await self._tables.get("steps")
+        try:
+            return dict(await steps.get_entity(request_id, step))
+        except ResourceNotFoundError:
+            return None
+
+    async def mark_step(self, request_id: str, step: str, **data: Any) -> None:
+        steps = await self._tables.get("steps")
+        await steps.upsert_entity({"PartitionKey": request_id, "RowKey": step, "DoneAt": _now(), **data})
+
+    async def claim(self, request_id: str, step: str) -> bool:
+        """Claim a once-only step (insert-if-absent); False when it was claimed before."""
+        steps = await self._tables.get("steps")
+        try:
+            await steps.create_entity({"PartitionKey": request_id, "RowKey": step, "ClaimedAt": _now()})
+        except ResourceExistsError:
+            return False
+        return True
+
+    async def update_if_unchanged(self, table: str, entity: dict[str, Any], etag: str) -> bool:
+        client = await self._tables.get(table)
+        try:
+            await client.update_entity(
+                entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError:
+            return False
+        return True
+
+    # --- audit ------------------------------------------------------------------------------------------
+    async def audit(self, request_id: str, event: str, actor: str = "", detail: str = "", **data: Any) -> None:
+        """Append one audit record. Callers pass names, ids and outcomes only: never a pass or token."""
+        audit = await self._tables.get("audit")
+        at = _now()
+        await audit.create_entity(
+            {
+                "PartitionKey": request_id,
+                "RowKey": f"{at.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:8]}",
+                "Event": event,
+                "Actor": actor,
+                "Detail": detail[:4000],
+                "At": at,
+                "Data": json.dumps(data, default=str)[:30000],
+            }
+        )
+
+    async def audit_trail(self, request_id: str) -> list[dict[str, Any]]:
+        audit = await self._tables.get("audit")
+        rows = audit.query_entities("PartitionKey eq @pk", parameters={"pk": request_id})
+        return sorted([dict(row) async for row in rows], key=lambda row: row["RowKey"])
