@@ -5,14 +5,37 @@ Every name here is listed in local.settings.sample.json and explained in the REA
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Privileged built-in Entra roles (template ids) whose holders are never reset through this workflow:
+# https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference
+PRIVILEGED_ROLE_TEMPLATES = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
+    "194ae4cb-b126-40b2-bd5b-6091b380977d": "Security Administrator",
+    "c4e39bd9-1100-46d3-8c65-fb160da0071f": "Authentication Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+    "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
+    "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9": "Conditional Access Administrator",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
+    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
+    "8ac3fc64-6eca-42ea-9e69-59f4c7b60eb2": "Hybrid Identity Administrator",
+    "29232cdf-9323-42fd-ade2-1d097af3e4de": "Exchange Administrator",
+    "f28a1f50-f6e7-4571-818b-6a12f2af6b6c": "SharePoint Administrator",
+    "3a2c62db-5318-420d-8d74-23affee5d9d5": "Intune Administrator",
+}
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", case_sensitive=False)
+    # enable_decoding off: list settings are plain comma-separated strings in app settings, split below.
+    model_config = SettingsConfigDict(
+        populate_by_name=True, extra="ignore", case_sensitive=False, enable_decoding=False
+    )
 
     tenant_id: str = Field("", alias="TENANT_ID", description="Entra tenant id (GUID) the app serves")
     graph_base_url: str = Field("https://graph.microsoft.com/v1.0", alias="GRAPH_BASE_URL")
@@ -39,12 +62,37 @@ class Settings(BaseSettings):
     callout_allowed_callers: list[str] = Field(default_factory=list, alias="CALLOUT_ALLOWED_CALLERS")
     callout_max_body_bytes: int = Field(64 * 1024, alias="CALLOUT_MAX_BODY_BYTES")
 
-    @field_validator("callout_allowed_callers", mode="before")
+    # The MFA-reset workflow.
+    mfa_reset_package_ids: list[str] = Field(default_factory=list, alias="MFA_RESET_PACKAGE_IDS")
+    protected_role_template_ids: list[str] = Field(
+        default_factory=lambda: list(PRIVILEGED_ROLE_TEMPLATES), alias="PROTECTED_ROLE_TEMPLATE_IDS"
+    )
+    break_glass_user_ids: list[str] = Field(default_factory=list, alias="BREAK_GLASS_USER_IDS")
+    protected_group_ids: list[str] = Field(default_factory=list, alias="PROTECTED_GROUP_IDS")
+    allow_self_request: bool = Field(False, alias="ALLOW_SELF_REQUEST")
+    manager_change_cooldown_days: int = Field(7, ge=0, le=365, alias="MANAGER_CHANGE_COOLDOWN_DAYS")
+    max_resets_per_target_per_day: int = Field(2, ge=1, le=100, alias="MAX_RESETS_PER_TARGET_PER_DAY")
+    reset_method_types: list[str] = Field(default_factory=lambda: ["all"], alias="RESET_METHOD_TYPES")
+    pickup_lifetime_hours: float = Field(8, gt=0, le=72, alias="PICKUP_LIFETIME_HOURS")
+    pickup_base_url: str = Field("http://127.0.0.1:7071/api/pickup", alias="PICKUP_BASE_URL")
+
+    @field_validator(
+        "callout_allowed_callers",
+        "mfa_reset_package_ids",
+        "protected_role_template_ids",
+        "break_glass_user_ids",
+        "protected_group_ids",
+        "reset_method_types",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         # App settings are strings: accept "a,b" as well as a JSON list.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator(
