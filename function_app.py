@@ -4,7 +4,9 @@ import azure.functions as func
 
 from extensions.callout import bp as callout_bp
 from extensions.health import bp as health_bp
+from extensions.worker import bp as worker_bp
 
 app = func.FunctionApp()
 app.register_functions(health_bp)
 app.register_functions(callout_bp)
+app.register_functions(worker_bp)

@@ -69,7 +69,7 @@ async def callout(req: func.HttpRequest) -> func.HttpResponse:
     key = CalloutKey(
         payload.access_package_assignment_request_id, payload.stage, payload.custom_extension_stage_instance_id
     )
-    new = await container.callouts.accept(key, body)
+    new = await container.callouts.accept(key, payload.model_dump(mode="json", by_alias=True, exclude_none=True))
     log.info(
         "callout %s request=%s stage=%s caller=%s",
         "accepted" if new else "repeated",

@@ -6,11 +6,21 @@ from dataclasses import dataclass
 
 import httpx
 
+from graph.client import graph_client
+from graph.directory import Directory
+from graph.entitlement import Entitlement
+from graph.methods import Methods
+from graph.raw import GraphCaller
+from notify import Notifier, RecordingNotifier
 from store.callouts import CalloutStore
 from store.clients import queue_client, table_service
+from store.pickups import PickupStore
+from store.records import ResetStore
+from store.tables import Tables
 
 from .caller_token import CallerVerifier, SigningKeys
 from .settings import Settings, get_settings
+from .workflow import Workflow
 
 
 @dataclass
@@ -19,9 +29,15 @@ class Container:
     callouts: CalloutStore
     verifier: CallerVerifier
     http: httpx.AsyncClient
+    tables: Tables
+    resets: ResetStore
+    pickups: PickupStore
+    graph: GraphCaller
+    notifier: Notifier
+    workflow: Workflow
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Container:
+    def from_settings(cls, settings: Settings, notifier: Notifier | None = None) -> Container:
         callouts = CalloutStore(
             table_service(settings),
             queue_client(settings, settings.work_queue),
@@ -29,10 +45,17 @@ class Container:
         )
         http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
         verifier = CallerVerifier(settings, SigningKeys(settings, http))
-        return cls(settings=settings, callouts=callouts, verifier=verifier, http=http)
+        tables = Tables(table_service(settings), settings.table_prefix)
+        resets = ResetStore(tables)
+        pickups = PickupStore(tables)
+        graph = GraphCaller(graph_client(settings))
+        notifier = notifier or RecordingNotifier()
+        workflow = Workflow(settings, Directory(graph), Methods(graph), Entitlement(graph), resets, pickups, notifier)
+        return cls(settings, callouts, verifier, http, tables, resets, pickups, graph, notifier, workflow)
 
     async def close(self) -> None:
         await self.callouts.close()
+        await self.tables.close()
         await self.http.aclose()
 
 

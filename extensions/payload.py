@@ -37,6 +37,10 @@ class Assignment(_Model):
     assignment_policy: Reference | None = None
 
 
+class CallbackConfiguration(_Model):
+    duration_before_timeout: str | None = None
+
+
 class CalloutPayload(_Model):
     stage: str = Field(min_length=1)
     custom_extension_stage_instance_id: str | None = None
@@ -48,6 +52,12 @@ class CalloutPayload(_Model):
     access_package: Reference | None = None
     assignment: Assignment | None = None
     requestor: Reference | None = None
+    callback_configuration: CallbackConfiguration | None = None
+
+    @property
+    def waits_for_resume(self) -> bool:
+        """Launch-and-wait extensions send a callback configuration; launch-and-continue ones do not."""
+        return self.callback_configuration is not None and bool(self.callback_configuration.duration_before_timeout)
 
     @property
     def is_connection_test(self) -> bool:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         # local.settings.json lists every name; an empty value there means "not set".
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("protected_role_template_ids", mode="after")
+    @classmethod
+    def _never_unprotected(cls, value: list[str]) -> list[str]:
+        # An empty setting must not silently make Global Administrators resettable: empty means the default.
+        return value or list(PRIVILEGED_ROLE_TEMPLATES)
+
     @field_validator("table_prefix")
     @classmethod
     def _table_prefix(cls, value: str) -> str:

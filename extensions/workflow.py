@@ -1,0 +1,278 @@
+"""The stage playbooks of the MFA-reset access package, run by the worker for one recorded callout.
+
+Every fact that drives an action is re-read from Graph; the callout body only has to agree with it. Each
+step is checkpointed, so a redelivered message continues after the last completed step, and EM is resumed
+exactly once per stage instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from graph.directory import Directory
+from graph.entitlement import AssignmentRequest, Entitlement
+from graph.errors import GraphCallError
+from graph.methods import ALL_DELETABLE, Methods
+from notify import Event, EventKind, Notifier
+from store.pickups import PickupStore
+from store.records import Reset, ResetStore
+
+from .guardrails import Guardrails
+from .payload import CalloutPayload
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+CREATED = "assignmentRequestCreated"
+APPROVED = "assignmentRequestApproved"
+GRANTED = "assignmentRequestGranted"
+REMOVED = "assignmentRequestRemoved"
+STAGES = (CREATED, APPROVED, GRANTED, REMOVED)
+# The request states in which each stage can legitimately be running.
+EXPECTED_STATES = {
+    CREATED: {"submitted", "pendingapproval"},
+    APPROVED: {"submitted", "pendingapproval", "delivering"},
+    GRANTED: {"delivering", "delivered", "partiallydelivered"},
+}
+
+
+class PermanentFailure(Exception):
+    """Retrying will not help: the request is resumed with the failure, audited, and an alert raised."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    request_id: str
+    stage: str
+    stage_instance_id: str
+
+    def step(self, name: str) -> str:
+        return f"{self.stage}:{self.stage_instance_id}:{name}"
+
+
+class Workflow:
+    def __init__(
+        self,
+        settings: Settings,
+        directory: Directory,
+        methods: Methods,
+        entitlement: Entitlement,
+        resets: ResetStore,
+        pickups: PickupStore,
+        notifier: Notifier,
+    ):
+        self.settings = settings
+        self.directory = directory
+        self.methods = methods
+        self.entitlement = entitlement
+        self.resets = resets
+        self.pickups = pickups
+        self.notifier = notifier
+        self.guardrails = Guardrails(settings, directory, resets)
+
+    # --- entry ----------------------------------------------------------------------------------------
+    async def run(self, item: WorkItem, callout: CalloutPayload, wait_for_resume: bool) -> None:
+        if item.stage not in STAGES:
+            raise PermanentFailure(f"unknown stage {item.stage}")
+        request = await self.entitlement.request(item.request_id)
+        if request is None:
+            raise PermanentFailure(f"assignment request {item.request_id} does not exist in Graph")
+        if not self._is_mfa_reset_package(request):
+            await self._resume_once(
+                item, "This access package is not configured for MFA reset; nothing was changed.", wait_for_resume
+            )
+            return
+        self._check_agreement(item, callout, request)
+        playbook = {CREATED: self._created, APPROVED: self._approved, GRANTED: self._granted, REMOVED: self._removed}
+        await playbook[item.stage](item, request, wait_for_resume)
+
+    def _is_mfa_reset_package(self, request: AssignmentRequest) -> bool:
+        configured = {p.lower() for p in self.settings.mfa_reset_package_ids}
+        return (request.access_package_id or "").lower() in configured
+
+    def _check_agreement(self, item: WorkItem, callout: CalloutPayload, request: AssignmentRequest) -> None:
+        """The callout must describe the request Graph knows; otherwise someone replayed or forged it."""
+        mismatches = []
+        hint_target = callout.assignment.target.object_id if callout.assignment and callout.assignment.target else None
+        if hint_target and request.target_id and hint_target.lower() != request.target_id.lower():
+            mismatches.append("target")
+        hint_requestor = callout.requestor.object_id if callout.requestor else None
+        if hint_requestor and request.requestor_id and hint_requestor.lower() != request.requestor_id.lower():
+            mismatches.append("requestor")
+        hint_package = callout.access_package.id if callout.access_package else None
+        if hint_package and request.access_package_id and hint_package.lower() != request.access_package_id.lower():
+            mismatches.append("access package")
+        expected = EXPECTED_STATES.get(item.stage)
+        if expected is not None and request.state.lower() not in expected:
+            mismatches.append(f"state ({request.state})")
+        if mismatches:
+            raise PermanentFailure(f"the callout disagrees with Graph about the {', '.join(mismatches)}")
+
+    # --- playbooks ------------------------------------------------------------------------------------
+    async def _created(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
+        if not await self.resets.step_done(item.request_id, item.step("decided")):
+            verdict = await self.guardrails.check(request)
+            if verdict.allowed:
+                await self.resets.create(
+                    Reset(
+                        request_id=request.id,
+                        target_id=request.target_id or "",
+                        requestor_id=request.requestor_id or "",
+                        access_package_id=request.access_package_id or "",
+                    )
+                )
+                await self.resets.audit(
+                    request.id, "requested", actor=request.requestor_id or "", target=request.target_id
+                )
+            else:
+                await self.resets.audit(request.id, "denied", actor="guardrails", detail=verdict.reason)
+            await self.resets.mark_step(
+                item.request_id, item.step("decided"), Allowed=verdict.allowed, Reason=verdict.reason
+            )
+            kind = EventKind.REQUESTED if verdict.allowed else EventKind.DENIED
+            await self._notify_once(item, kind, request, verdict.reason, manager_id=verdict.manager_id)
+        decision = await self.resets.step_done(item.request_id, item.step("decided")) or {}
+        if decision.get("Allowed"):
+            await self._resume_once(item, "Checks passed: waiting for approval.", wait)
+        else:
+            await self._resume_once(item, f"Denied: {decision.get('Reason', '')}", wait, denied=True)
+
+    async def _approved(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
+        await self._notify_once(item, EventKind.APPROVED, request, "Approved; the reset runs when access is granted.")
+        await self._resume_once(item, "Approval noted; the reset runs when access is granted.", wait)
+
+    async def _granted(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
+        reset = await self.resets.get(request.id)
+        if reset is None:
+            raise PermanentFailure("no reset was recorded at the created stage; refusing to delete methods")
+        target = request.target_id or reset.target_id
+        if not await self.resets.step_done(request.id, item.step("revoked")):
+            await self.directory.revoke_sessions(target)
+            await self.resets.mark_step(request.id, item.step("revoked"))
+            await self.resets.audit(request.id, "sessionsRevoked", actor="worker", target=target)
+        if not await self.resets.step_done(request.id, item.step("deleted")):
+            report = await self.methods.delete_all(target, self._method_types())
+            reset.deleted_methods = [m.label for m in report.deleted]
+            reset.remaining_methods = [m.label for m in report.remaining]
+            await self.resets.save(reset)
+            await self.resets.mark_step(request.id, item.step("deleted"))
+            await self.resets.audit(
+                request.id,
+                "methodsDeleted",
+                actor="worker",
+                deleted=reset.deleted_methods,
+                remaining=reset.remaining_methods,
+                failures=report.failures,
+            )
+        reset = await self.resets.get(request.id) or reset
+        manager = await self.directory.manager(target)
+        deliverer = manager.id if manager else reset.requestor_id
+        summary = _summary(reset)
+        pickup = await self.pickups.open_for_request(
+            request.id,
+            target,
+            request.target_name or target,
+            deliverer,
+            timedelta(hours=self.settings.pickup_lifetime_hours),
+            summary,
+        )
+        if reset.pickup_id != pickup.id:
+            reset.pickup_id = pickup.id
+            await self.resets.save(reset)
+            await self.resets.audit(request.id, "pickupOpened", actor="worker", deliverer=deliverer, pickup=pickup.id)
+        link = f"{self.settings.pickup_base_url.rstrip('/')}/{pickup.id}"
+        await self._notify_once(
+            item, EventKind.PICKUP_READY, request, summary, manager_id=deliverer, data={"pickupUrl": link}
+        )
+        await self._resume_once(item, f"{summary} The manager can now pick up a one-time pass.", wait)
+
+    async def _removed(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
+        target = request.target_id
+        if target and not await self.resets.step_done(request.id, item.step("tapDeleted")):
+            report = await self.methods.delete_all(target, ("temporaryAccessPass",))
+            await self.resets.mark_step(request.id, item.step("tapDeleted"))
+            if report.deleted:
+                await self.resets.audit(request.id, "passDeleted", actor="worker")
+        pickup = await self.pickups.for_request(request.id)
+        if pickup is not None and pickup.state == "open":
+            await self.pickups.transition(pickup, "closed")
+            await self.resets.audit(request.id, "pickupClosed", actor="worker")
+        reset = await self.resets.get(request.id)
+        if reset is not None and reset.state == "open":
+            reset.state = "removed"
+            await self.resets.save(reset)
+        await self._notify_once(item, EventKind.REMOVED, request, "Access removed; any unused pass was deleted.")
+        await self._resume_once(item, "Access removed; any unused pass was deleted.", wait)
+
+    # --- shared steps ---------------------------------------------------------------------------------
+    def _method_types(self) -> tuple[str, ...]:
+        configured = [t.strip() for t in self.settings.reset_method_types if t.strip()]
+        if not configured or "all" in configured:
+            return ALL_DELETABLE
+        return tuple(t for t in configured if t in ALL_DELETABLE)
+
+    async def _notify_once(
+        self,
+        item: WorkItem,
+        kind: EventKind,
+        request: AssignmentRequest,
+        detail: str,
+        manager_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        if not await self.resets.claim(item.request_id, item.step(f"notify-{kind}")):
+            return
+        await self.notifier.notify(
+            Event(
+                kind=kind,
+                request_id=request.id,
+                target_id=request.target_id,
+                target_name=request.target_name,
+                requestor_id=request.requestor_id,
+                manager_id=manager_id,
+                detail=detail,
+                data=data or {},
+            )
+        )
+
+    async def _resume_once(self, item: WorkItem, detail: str, wait: bool, *, denied: bool = False) -> None:
+        """Resume EM for this stage instance exactly once (launch-and-continue stages need no resume)."""
+        if not wait or await self.resets.step_done(item.request_id, item.step("resumed")):
+            return
+        attempted = await self.resets.step_done(item.request_id, item.step("resume-attempted"))
+        await self.resets.mark_step(item.request_id, item.step("resume-attempted"))
+        try:
+            await self.entitlement.resume(item.request_id, item.stage, item.stage_instance_id, detail, denied=denied)
+        except GraphCallError as exc:
+            if not (attempted and 400 <= exc.status < 500 and exc.status != 429):
+                raise
+            # Our earlier attempt reached EM before we could record it; EM no longer waits for this instance.
+            log.info("resume of %s already accepted earlier (%s)", item.request_id, exc.code)
+        await self.resets.mark_step(item.request_id, item.step("resumed"), Detail=detail[:1000], Denied=denied)
+        await self.resets.audit(item.request_id, "resumed", actor="worker", detail=detail, stage=item.stage)
+
+    async def fail(self, item: WorkItem, reason: str, wait: bool) -> None:
+        """Permanent failure: resume with the failure (denied where EM allows it), audit, alert."""
+        await self.resets.audit(item.request_id, "failed", actor="worker", detail=reason, stage=item.stage)
+        reset = await self.resets.get(item.request_id)
+        if reset is not None and reset.state == "open":
+            reset.state = "failed"
+            reset.detail = reason
+            await self.resets.save(reset)
+        if await self.resets.claim(item.request_id, item.step("alert")):
+            await self.notifier.notify(Event(kind=EventKind.FAILURE, request_id=item.request_id, detail=reason))
+        try:
+            await self._resume_once(item, f"MFA reset failed: {reason}", wait, denied=item.stage == CREATED)
+        except GraphCallError as exc:
+            log.error("could not resume %s after failure: %s", item.request_id, exc)
+
+
+def _summary(reset: Reset) -> str:
+    deleted = len(reset.deleted_methods)
+    text = f"MFA reset: {deleted} method{'s' if deleted != 1 else ''} removed and sign-in sessions revoked."
+    if reset.remaining_methods:
+        text += f" Still registered: {', '.join(reset.remaining_methods)}."
+    return text
