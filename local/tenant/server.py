@@ -8,8 +8,7 @@ plain http; its certificate comes from a throwaway local CA (trustme) whose PEM 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
+import shutil
 import ssl
 import tempfile
 import threading
@@ -189,5 +188,4 @@ class TenantServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        with contextlib.suppress(OSError):
-            os.remove(self.ca_path)
+        shutil.rmtree(self.ca_path.parent, ignore_errors=True)
