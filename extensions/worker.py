@@ -17,6 +17,7 @@ from store.callouts import CalloutKey
 
 from .container import get_container
 from .payload import parse_callout
+from .telemetry import configure, span
 from .workflow import PermanentFailure, WorkItem
 
 bp = func.Blueprint()
@@ -26,6 +27,7 @@ MAX_DEQUEUE = 5  # host.json extensions.queues.maxDequeueCount
 
 @bp.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE_NAME%", connection="AzureWebJobsStorage")
 async def worker(msg: func.QueueMessage) -> None:
+    configure()
     container = get_container()
     try:
         data = json.loads(msg.get_body())
@@ -41,7 +43,8 @@ async def worker(msg: func.QueueMessage) -> None:
     wait = callout.waits_for_resume
     last_try = (msg.dequeue_count or 1) >= MAX_DEQUEUE
     try:
-        await container.workflow.run(item, callout, wait)
+        with span("stage " + item.stage, request_id=item.request_id, stage=item.stage, attempt=msg.dequeue_count):
+            await container.workflow.run(item, callout, wait)
     except PermanentFailure as exc:
         log.error("request %s stage %s failed: %s", item.request_id, item.stage, exc)
         await container.workflow.fail(item, str(exc), wait)

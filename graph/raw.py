@@ -13,9 +13,11 @@ from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware.options import ResponseHandlerOption
 from msgraph import GraphServiceClient
+from opentelemetry import trace
 
 from .errors import Forbidden, GraphCallError, NotFound
 
+tracer = trace.get_tracer("mfa_reset_extension.graph")
 _METHODS = {m.value: m for m in Method}
 ODATA_SAFE = "$(),'/:"  # OData query syntax Graph expects unescaped
 
@@ -57,7 +59,12 @@ class GraphCaller:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body).encode()
         info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
-        return await self._adapter.send_primitive_async(info, "bytes", None)
+        with tracer.start_as_current_span("graph " + method.upper()) as span:
+            span.set_attribute("http.request.method", method.upper())
+            span.set_attribute("url.path", url.split("?")[0].removeprefix(self.base_url))
+            response = await self._adapter.send_primitive_async(info, "bytes", None)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
 
     async def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
         """Parsed JSON of a successful response (None for 204); an error status raises."""
