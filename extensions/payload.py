@@ -8,11 +8,12 @@ https://learn.microsoft.com/graph/api/resources/accesspackageassignmentrequestca
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 CONNECTION_TEST_STAGE = "CustomExtensionConnectionTest"
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def _alias(name: str) -> str:
@@ -24,8 +25,8 @@ class _Model(BaseModel):
 
 
 class Reference(_Model):
-    id: str | None = None
-    object_id: str | None = None
+    id: str | None = Field(None, max_length=100)
+    object_id: Guid | None = None
     display_name: str | None = None
 
 
@@ -41,10 +42,22 @@ class CallbackConfiguration(_Model):
     duration_before_timeout: str | None = None
 
 
+KNOWN_STAGES = (
+    "assignmentRequestCreated",
+    "assignmentRequestApproved",
+    "assignmentRequestGranted",
+    "assignmentRequestRemoved",
+    "assignmentFourteenDaysBeforeExpiration",
+    "assignmentOneDayBeforeExpiration",
+    CONNECTION_TEST_STAGE,
+)
+Guid = Annotated[str, StringConstraints(pattern=GUID_PATTERN)]
+
+
 class CalloutPayload(_Model):
-    stage: str = Field(min_length=1)
-    custom_extension_stage_instance_id: str | None = None
-    access_package_assignment_request_id: str | None = None
+    stage: str = Field(min_length=1, max_length=100)
+    custom_extension_stage_instance_id: Guid | None = None
+    access_package_assignment_request_id: Guid | None = None
     callback_uri_path: str | None = None
     request_type: str | None = None
     state: str | None = None
@@ -58,6 +71,15 @@ class CalloutPayload(_Model):
     def waits_for_resume(self) -> bool:
         """Launch-and-wait extensions send a callback configuration; launch-and-continue ones do not."""
         return self.callback_configuration is not None and bool(self.callback_configuration.duration_before_timeout)
+
+    @field_validator("stage")
+    @classmethod
+    def _known_stage(cls, value: str) -> str:
+        # EM spells stages in camelCase; PascalCase relays exist, so match case-insensitively.
+        for known in KNOWN_STAGES:
+            if value.lower() == known.lower():
+                return known
+        raise ValueError(f"unknown stage {value[:100]!r}")
 
     @property
     def is_connection_test(self) -> bool:

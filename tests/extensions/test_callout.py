@@ -129,13 +129,32 @@ async def test_the_connection_test_succeeds_without_recording_anything(container
     assert await queued(container, azurite) == []
 
 
+def _body_with(**changes) -> bytes:
+    body = flat_body(str(uuid.uuid4()), str(uuid.uuid4()))
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return json.dumps(body).encode()
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [
         (b"{not json", "not JSON"),
+        (b"", "JSON object"),
+        (b"null", "JSON object"),
         (b"[1, 2]", "JSON object"),
         (json.dumps({"Stage": ""}).encode(), "stage"),
-        (json.dumps({"Stage": "assignmentRequestCreated"}).encode(), "AccessPackageAssignmentRequestId"),
+        (_body_with(Stage="assignmentRequestExploded"), "unknown stage"),
+        (_body_with(Stage=123), "stage"),
+        (_body_with(AccessPackageAssignmentRequestId=None), "AccessPackageAssignmentRequestId"),
+        (_body_with(CustomExtensionStageInstanceId=None), "CustomExtensionStageInstanceId"),
+        (_body_with(AccessPackageAssignmentRequestId="../../users/x"), "accesspackageassignmentrequestid"),
+        (_body_with(AccessPackage="MFA reset"), "accesspackage"),
+        (_body_with(Requestor={"ObjectId": "' or 1 eq 1"}), "requestor.objectid"),
+        (_body_with(Assignment=[1, 2]), "assignment"),
     ],
 )
 async def test_an_invalid_body_gets_400_saying_what_is_wrong(
@@ -148,7 +167,7 @@ async def test_an_invalid_body_gets_400_saying_what_is_wrong(
 
 
 async def test_an_oversized_body_is_refused_with_413(container: Container, azurite, send):
-    big = json.dumps({**flat_body("r", "i"), "Pad": "x" * 70_000}).encode()
+    big = json.dumps({**flat_body(str(uuid.uuid4()), str(uuid.uuid4())), "Pad": "x" * 1_000_000}).encode()
     response = await send(big)
     assert response.status_code == 413
     assert await queued(container, azurite) == []
