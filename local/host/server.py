@@ -1,0 +1,196 @@
+"""DevHost: serves a FunctionApp's HTTP functions, polls its queues and runs its timers, in-process or standalone.
+
+Admin API like the Functions host's: GET /admin/functions lists the functions; POST /admin/functions/{name}
+with {"input": "..."} runs a queue or timer function on demand; GET /admin/host/status answers "Running".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+import azure.functions.queue as fq
+from aiohttp import web
+
+from .config import HostConfig, load_settings
+from .functions import FunctionSpec, describe, load_app
+from .http import HttpFunctions
+from .queues import QueuePoller
+from .timers import fire, run_timer
+
+log = logging.getLogger("local.host")
+_DESCRIBED: dict[int, list[FunctionSpec]] = {}  # get_functions() may run once per app object
+
+
+def functions_of(app) -> list[FunctionSpec]:
+    if id(app) not in _DESCRIBED:
+        _DESCRIBED[id(app)] = describe(app)
+    return _DESCRIBED[id(app)]
+
+
+class DevHost:
+    """`with DevHost(port=0) as host: host.url` — or `python -m local.host`."""
+
+    def __init__(
+        self,
+        module: str = "function_app",
+        *,
+        app=None,
+        settings_file: Path | None = Path("local.settings.json"),
+        host_json: Path | None = Path("host.json"),
+        host: str = "127.0.0.1",
+        port: int = 7071,
+        function_key: str | None = None,
+        settings: dict[str, str] | None = None,
+        run_queues: bool = True,
+        run_timers: bool = True,
+    ):
+        load_settings(settings_file)
+        for name, value in (settings or {}).items():
+            os.environ[name] = value
+        self.config = HostConfig.load(host_json)
+        self.function_key = function_key or os.environ.get("DEVHOST_FUNCTION_KEY") or secrets.token_urlsafe(24)
+        self.app = app if app is not None else load_app(module)
+        self.specs = functions_of(self.app)
+        self.http = HttpFunctions(self.specs, self.config.route_prefix, self.function_key)
+        self.pollers = [QueuePoller(s, self.config.queues) for s in self.specs if s.trigger == "queueTrigger"]
+        self.timers = [s for s in self.specs if s.trigger == "timerTrigger"]
+        self.host = host
+        self.port = port
+        self.run_queues = run_queues
+        self.run_timers = run_timers
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def web_app(self) -> web.Application:
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_get("/admin/host/status", self._status)
+        app.router.add_get("/admin/functions", self._list)
+        app.router.add_post("/admin/functions/{name}", self._run)
+        app.router.add_route("*", "/{tail:.*}", self.http.handle)
+        return app
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response({"state": "Running", "functions": len(self.specs)})
+
+    async def _list(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [
+                {
+                    "name": s.name,
+                    "trigger": s.trigger,
+                    "route": s.route,
+                    "methods": s.methods,
+                    "authLevel": s.auth_level if s.trigger == "httpTrigger" else None,
+                    "queue": s.queue_name,
+                    "schedule": s.schedule,
+                }
+                for s in self.specs
+            ]
+        )
+
+    async def _run(self, request: web.Request) -> web.Response:
+        """Run a non-HTTP function now (the host's admin endpoint needs the master key; we take the key)."""
+        presented = request.headers.get("x-functions-key") or request.query.get("code")
+        if presented != self.function_key:
+            return web.Response(status=401)
+        spec = next((s for s in self.specs if s.name == request.match_info["name"]), None)
+        if spec is None:
+            raise web.HTTPNotFound()
+        body = await request.json() if request.can_read_body else {}
+        try:
+            if spec.trigger == "timerTrigger":
+                await fire(spec)
+            elif spec.trigger == "queueTrigger":
+                data = str(body.get("input", "")).encode()
+                await spec.invoke(fq.QueueMessage(id="admin", body=data, dequeue_count=1))
+            else:
+                return web.json_response({"error": "HTTP functions are called at their route"}, status=400)
+        except Exception as exc:
+            return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=500)
+        return web.Response(status=202)
+
+    async def start_async(self) -> None:
+        self._stop = asyncio.Event()
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        if self.run_queues:
+            self._tasks += [asyncio.create_task(p.run(self._stop)) for p in self.pollers]
+        if self.run_timers:
+            self._tasks += [asyncio.create_task(run_timer(s, self._stop)) for s in self.timers]
+        log.info("Functions:")
+        for s in self.specs:
+            if s.trigger == "httpTrigger":
+                log.info(
+                    "  %s: [%s] %s/%s/%s", s.name, ",".join(s.methods), self.url, self.config.route_prefix, s.route
+                )
+            else:
+                log.info("  %s: %s %s", s.name, s.trigger, s.queue_name or s.schedule)
+
+    async def stop_async(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+        self._tasks = []
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _run_thread(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.start_async())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.stop_async())
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def start(self) -> DevHost:
+        self._thread = threading.Thread(target=self._run_thread, name="dev-host", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise RuntimeError(f"dev host failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self._thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(15)
+            self._thread = None
+
+    def call(self, coro):
+        """Run a coroutine on the host's loop (where the function app's clients live) from another thread."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def __enter__(self) -> DevHost:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
