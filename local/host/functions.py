@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import resolve
-
 
 @dataclass
 class FunctionSpec:
@@ -62,10 +60,10 @@ def describe(app) -> list[FunctionSpec]:
             spec.methods = [m.upper() for m in trigger.get("methods") or ["GET", "POST"]]
             spec.auth_level = str(trigger.get("authLevel", "FUNCTION")).upper()
         elif spec.trigger == "queueTrigger":
-            spec.queue_name = resolve(trigger["queueName"])
+            spec.queue_name = trigger["queueName"]  # may hold %SETTING%: resolved per host start
             spec.connection = trigger.get("connection") or "AzureWebJobsStorage"
         elif spec.trigger == "timerTrigger":
-            spec.schedule = resolve(trigger["schedule"])
+            spec.schedule = trigger["schedule"]
             spec.run_on_startup = bool(trigger.get("runOnStartup", False))
         specs.append(spec)
     return specs

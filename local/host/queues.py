@@ -19,7 +19,7 @@ from azure.storage.queue.aio import QueueClient
 
 from store.clients import DEVELOPMENT_STORAGE
 
-from .config import QueueSettings
+from .config import QueueSettings, resolve
 from .functions import FunctionSpec
 
 log = logging.getLogger("local.host")
@@ -38,6 +38,7 @@ def connection_string(setting: str) -> str:
 class QueuePoller:
     def __init__(self, spec: FunctionSpec, settings: QueueSettings):
         self.spec = spec
+        self.queue_name = resolve(spec.queue_name or "")
         self.settings = settings
         self.processed = 0
         self.failed = 0
@@ -49,7 +50,7 @@ class QueuePoller:
 
     async def run(self, stop: asyncio.Event) -> None:
         conn = connection_string(self.spec.connection)
-        name = self.spec.queue_name or ""
+        name = self.queue_name
         async with (
             QueueClient.from_connection_string(conn, name) as queue,
             QueueClient.from_connection_string(conn, f"{name}-poison") as poison,
@@ -84,7 +85,7 @@ class QueuePoller:
         try:
             body = self.decode(message.content)
         except ValueError:
-            log.error("message %s on %s is not valid base64: moved to poison", message.id, self.spec.queue_name)
+            log.error("message %s on %s is not valid base64: moved to poison", message.id, self.queue_name)
             await self._poison(queue, poison, message)
             return
         argument = fq.QueueMessage(
@@ -122,4 +123,4 @@ class QueuePoller:
             await poison.create_queue()
         await poison.send_message(message.content)
         await queue.delete_message(message)
-        log.warning("Message %s moved to %s-poison", message.id, self.spec.queue_name)
+        log.warning("Message %s moved to %s-poison", message.id, self.queue_name)

@@ -17,7 +17,7 @@ from pathlib import Path
 import azure.functions.queue as fq
 from aiohttp import web
 
-from .config import HostConfig, load_settings
+from .config import HostConfig, load_settings, resolve
 from .functions import FunctionSpec, describe, load_app
 from .http import HttpFunctions
 from .queues import QueuePoller
@@ -96,7 +96,7 @@ class DevHost:
                     "route": s.route,
                     "methods": s.methods,
                     "authLevel": s.auth_level if s.trigger == "httpTrigger" else None,
-                    "queue": s.queue_name,
+                    "queue": resolve(s.queue_name) if s.queue_name else None,
                     "schedule": s.schedule,
                 }
                 for s in self.specs
@@ -142,7 +142,7 @@ class DevHost:
                     "  %s: [%s] %s/%s/%s", s.name, ",".join(s.methods), self.url, self.config.route_prefix, s.route
                 )
             else:
-                log.info("  %s: %s %s", s.name, s.trigger, s.queue_name or s.schedule)
+                log.info("  %s: %s %s", s.name, s.trigger, resolve(s.queue_name or s.schedule or ""))
 
     async def stop_async(self) -> None:
         if self._stop is not None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import azure.functions.timer as ft
 from croniter import croniter
 
-from .config import timespan
+from .config import resolve, timespan
 from .functions import FunctionSpec
 
 log = logging.getLogger("local.host")
@@ -44,7 +44,7 @@ async def run_timer(spec: FunctionSpec, stop: asyncio.Event) -> None:
         with contextlib.suppress(Exception):
             await fire(spec)
     while not stop.is_set():
-        due = next_run(spec.schedule or "", datetime.now(UTC))
+        due = next_run(resolve(spec.schedule or ""), datetime.now(UTC))
         wait = max((due - datetime.now(UTC)).total_seconds(), 0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
