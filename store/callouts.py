@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,6 +13,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class CalloutStore:
         self._table_name = table_name
         self._table: TableClient | None = None
         self._queue: QueueClient | None = None
+        self._pending: set[asyncio.Task] = set()
 
     async def _ensure(self) -> tuple[TableClient, QueueClient]:
         if self._table is None or self._queue is None:
@@ -48,7 +53,10 @@ class CalloutStore:
     async def accept(self, key: CalloutKey, body: dict) -> bool:
         """Record the callout and queue it for the worker; False when this stage instance was seen before.
 
-        A callout recorded but not yet queued (the process died in between) is queued by the repeat.
+        A callout recorded but not yet queued (the process died in between) is queued by the repeat. Two
+        storage calls sit on the acknowledgement path (EM waits at most 2 s); marking the record as queued
+        happens after, off that path: if it is lost, a repeat queues the callout again, which the worker's
+        checkpoints make harmless.
         """
         table, queue = await self._ensure()
         entity = {
@@ -70,10 +78,23 @@ class CalloutStore:
                 return False
         message = {"requestId": key.request_id, "stage": key.stage, "stageInstanceId": key.stage_instance_id}
         await queue.send_message(json.dumps(message).encode())
-        await table.update_entity(
-            {"PartitionKey": key.request_id, "RowKey": key.row_key, "Enqueued": True}, mode=UpdateMode.MERGE
-        )
+        task = asyncio.create_task(self._mark_enqueued(table, key))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
         return new
+
+    async def _mark_enqueued(self, table: TableClient, key: CalloutKey) -> None:
+        try:
+            await table.update_entity(
+                {"PartitionKey": key.request_id, "RowKey": key.row_key, "Enqueued": True}, mode=UpdateMode.MERGE
+            )
+        except Exception:  # a lost mark only costs a harmless second message on a repeat
+            log.warning("could not mark callout %s %s as queued", key.request_id, key.row_key, exc_info=True)
+
+    async def flush(self) -> None:
+        """Wait for background marks (tests and shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def get(self, key: CalloutKey) -> dict | None:
         table, _ = await self._ensure()
@@ -83,5 +104,6 @@ class CalloutStore:
             return None
 
     async def close(self) -> None:
+        await self.flush()
         await self._tables.close()
         await self._work_queue.close()

@@ -89,6 +89,7 @@ async def test_a_flat_pascalcase_callout_is_recorded_queued_and_answered_202(con
     request_id, instance_id = str(uuid.uuid4()), str(uuid.uuid4())
     response = await send(json.dumps(flat_body(request_id, instance_id)).encode())
     assert response.status_code == 202
+    await container.callouts.flush()
     record = await container.callouts.get(CalloutKey(request_id, "assignmentRequestCreated", instance_id))
     assert record is not None
     assert record["Enqueued"] is True
@@ -100,6 +101,7 @@ async def test_a_flat_pascalcase_callout_is_recorded_queued_and_answered_202(con
 async def test_a_repeated_callout_answers_202_without_a_second_message(container: Container, azurite, send):
     body = json.dumps(flat_body(str(uuid.uuid4()), str(uuid.uuid4()))).encode()
     first = await send(body)
+    await container.callouts.flush()
     second = await send(body)
     assert (first.status_code, second.status_code) == (202, 202)
     assert json.loads(second.get_body())["status"] == "duplicate"
