@@ -19,7 +19,7 @@ from .errors import Forbidden, GraphCallError, NotFound
 
 tracer = trace.get_tracer("mfa_reset_extension.graph")
 _METHODS = {m.value: m for m in Method}
-ODATA_SAFE = "$(),'/:"  # OData query syntax Graph expects unescaped
+ODATA_SAFE = "$(),'/:="  # OData query syntax Graph expects unescaped
 
 
 def segment(value: str) -> str:
