@@ -206,7 +206,7 @@ def _containers(state: TenantState, object_id: str) -> list[str]:
     return direct
 
 
-def _transitive_containers(state: TenantState, object_id: str) -> list[str]:
+def transitive_containers(state: TenantState, object_id: str) -> list[str]:
     seen: list[str] = []
     queue = _containers(state, object_id)
     while queue:
@@ -237,7 +237,7 @@ async def member_of(request: web.Request) -> web.Response:
     state = _state(request)
     user = state.user(request.match_info["id"])
     transitive = "transitive" in request.path.split("/")[-1].lower() or "/transitiveMemberOf" in request.path
-    ids = _transitive_containers(state, user["id"]) if transitive else _containers(state, user["id"])
+    ids = transitive_containers(state, user["id"]) if transitive else _containers(state, user["id"])
     items = _cast([_object_json(state, i) for i in ids], request.match_info.get("cast"))
     predicate, _ = parse_filter(request.query.get("$filter"))
     if predicate is not None:
