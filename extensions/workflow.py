@@ -34,7 +34,8 @@ STAGES = (CREATED, APPROVED, GRANTED, REMOVED)
 # The request states in which each stage can legitimately be running.
 EXPECTED_STATES = {
     CREATED: {"submitted", "pendingapproval"},
-    APPROVED: {"submitted", "pendingapproval", "delivering"},
+    # launch-and-continue: EM may have delivered by the time the worker reads the request
+    APPROVED: {"submitted", "pendingapproval", "delivering", "delivered", "partiallydelivered"},
     GRANTED: {"delivering", "delivered", "partiallydelivered"},
 }
 

@@ -33,6 +33,8 @@ METHOD_TYPES: dict[str, tuple[str, str]] = {
     ),
     "#microsoft.graph.temporaryAccessPassAuthenticationMethod": ("temporaryAccessPass", "temporaryAccessPassMethods"),
     "#microsoft.graph.platformCredentialAuthenticationMethod": ("platformCredential", "platformCredentialMethods"),
+    # beta only: v1.0 does not list hardware OATH tokens, yet they count as methods (and block the default's delete)
+    "#microsoft.graph.hardwareOathAuthenticationMethod": ("hardwareOath", "hardwareOathMethods"),
 }
 ALL_DELETABLE = tuple(name for name, _ in METHOD_TYPES.values() if name != PASSWORD_TYPE)
 
@@ -42,6 +44,7 @@ _ORDER = {
     "temporaryAccessPass": 0,
     "email": 1,
     "softwareOath": 2,
+    "hardwareOath": 2,
     "platformCredential": 3,
     "windowsHelloForBusiness": 4,
     "fido2": 5,
@@ -59,6 +62,7 @@ class Method:
     collection: str | None
     label: str  # readable: "phone (mobile)", "fido2 YubiKey 5 NFC"
     phone_type: str | None = None
+    beta: bool = False
 
     @property
     def order(self) -> int:
@@ -69,12 +73,16 @@ class Method:
         return f"/users/{segment(user_id)}/authentication/{self.collection}/{segment(self.id)}"
 
 
-def parse_method(raw: dict[str, Any]) -> Method:
+def parse_method(raw: dict[str, Any], beta: bool = False) -> Method:
     odata_type = raw.get("@odata.type", "")
     short, collection = METHOD_TYPES.get(odata_type, (f"unknown:{odata_type}", None))
     name = raw.get("displayName") or raw.get("phoneType") or raw.get("emailAddress") or ""
     label = f"{short} ({name})" if name else short
-    return Method(id=raw["id"], type=short, collection=collection, label=label, phone_type=raw.get("phoneType"))
+    if short == "hardwareOath":
+        label = f"hardwareOath ({(raw.get('device') or {}).get('serialNumber', '')})".replace(" ()", "")
+    return Method(
+        id=raw["id"], type=short, collection=collection, label=label, phone_type=raw.get("phoneType"), beta=beta
+    )
 
 
 @dataclass
@@ -89,8 +97,14 @@ class Methods:
         self._caller = caller
 
     async def list(self, user_id: str) -> list[Method]:
+        """Every method: the v1.0 list plus hardware OATH tokens, which only beta shows."""
         page = await self._caller.json("GET", f"/users/{segment(user_id)}/authentication/methods")
-        return [parse_method(item) for item in (page or {}).get("value", [])]
+        found = [parse_method(item) for item in (page or {}).get("value", [])]
+        hardware = await self._caller.json(
+            "GET", f"{self._caller.beta_url}/users/{segment(user_id)}/authentication/hardwareOathMethods"
+        )
+        found += [parse_method(item, beta=True) for item in (hardware or {}).get("value", [])]
+        return found
 
     async def delete_all(self, user_id: str, types: tuple[str, ...] = ALL_DELETABLE) -> DeletionReport:
         """Delete every method of the given types (never the password), then re-read to verify.
@@ -114,6 +128,11 @@ class Methods:
 
     async def _delete(self, user_id: str, methods: list[Method], report: DeletionReport) -> list[Method]:
         refused: list[Method] = []
+        for method in [m for m in methods if m.beta]:  # a v1.0 batch cannot carry beta URLs
+            response = await self._caller.send("DELETE", f"{self._caller.beta_url}{method.path(user_id)}")
+            if response.status_code >= 400 and response.status_code != 404:
+                report.failures[method.id] = f"{response.status_code}"
+        methods = [m for m in methods if not m.beta]
         by_id = {str(i): m for i, m in enumerate(methods)}
         items = [BatchItem(id=str(i), method="DELETE", url=m.path(user_id)) for i, m in enumerate(methods)]
         for chunk in chunks(items):

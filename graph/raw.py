@@ -37,6 +37,11 @@ class GraphCaller:
     def base_url(self) -> str:
         return self._adapter.base_url.rstrip("/")
 
+    @property
+    def beta_url(self) -> str:
+        """The beta root beside the configured v1.0 root (for the few beta-only endpoints we need)."""
+        return self.base_url.rsplit("/", 1)[0] + "/beta"
+
     async def send(
         self,
         method: str,

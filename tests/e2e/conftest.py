@@ -1,0 +1,47 @@
+"""The whole stack for end-to-end tests: the local tenant, Azurite, and the dev host serving function_app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from extensions import container as product_container
+from extensions.settings import get_settings
+from local.host import DevHost
+from local.tenant import TenantServer
+from tests.stack import EMControl, product_settings
+
+
+@dataclass
+class Stack:
+    tenant: TenantServer
+    host: DevHost
+    em: EMControl
+    settings: dict[str, str]
+
+    def container(self):
+        return product_container.get_container()
+
+
+@pytest.fixture
+def stack(tenant: TenantServer, azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """function_app on the dev host with fresh tables/queue, pointed at a fresh local tenant."""
+    settings = product_settings(tenant, azurite.connection_string)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    for name in ("MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "AZURE_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    product_container.use_container(None)
+    host = DevHost(settings_file=None, port=0, function_key="e2e-key")
+    with host:
+        em = EMControl(tenant)
+        em.point_extensions_at(f"{host.url}/api/callout")
+        yield Stack(tenant, host, em, settings)
+        current = product_container._container
+        if current is not None:
+            host.call(current.close())
+    product_container.use_container(None)
+    get_settings.cache_clear()
