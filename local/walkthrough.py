@@ -1,26 +1,26 @@
-"""`python -m local.walkthrough`: submit one sample MFA-reset request to the local tenant and follow it.
+"""`python -m local.walkthrough`: walk one sample MFA-reset request through every stage in the local tenant.
 
-A manager (Megan) requests the "MFA reset" access package for her report (Tom). The local tenant's EM engine
-calls our callout function on the dev host; we show the callout arriving, recorded in storage, and the
-tenant holding the request at waitingForCallback (the stage playbooks resume it).
+Megan Manager requests the "MFA reset" access package for her report Tom Target. The local tenant's EM engine
+calls our callout function on the dev host at each stage; our worker checks the guardrails and resumes the
+request; the two approvers approve; on grant the worker revokes Tom's sessions, deletes his methods, opens a
+pickup for Megan and resumes. Every step is printed as it happens.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from local.tenant.fixtures.make_default import U
+from local.tenant.fixtures.make_default import U, build
 
-ROOT = Path(__file__).resolve().parent.parent
 console = Console()
+PACKAGE = build()["entitlementManagement"]["accessPackages"][0]
 
 
 def fail(message: str) -> None:
@@ -28,7 +28,7 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
-def wait_for(predicate, what: str, seconds: float = 20.0):
+def wait_for(predicate, what: str, seconds: float = 30.0) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         result = predicate()
@@ -39,57 +39,85 @@ def wait_for(predicate, what: str, seconds: float = 20.0):
     return None
 
 
+class Walk:
+    def __init__(self, tenant: str, host: str):
+        self.tenant = httpx.Client(base_url=tenant, timeout=10)
+        self.host = httpx.Client(base_url=host, timeout=10)
+        self.host_url = host
+
+    def state(self, request_id: str) -> dict[str, Any]:
+        return self.tenant.get(f"/_control/em/requests/{request_id}").raise_for_status().json()
+
+    def callout(self, request_id: str, stage: str, statuses: set[str]) -> dict[str, Any]:
+        def reached():
+            found = [c for c in self.state(request_id)["callouts"] if c["stage"] == stage and c["status"] in statuses]
+            return found[-1] if found else None
+
+        return wait_for(reached, f"the {stage} callout to reach {' or '.join(sorted(statuses))}")
+
+    def methods(self, user_id: str) -> list[str]:
+        user = self.tenant.get(f"/_control/state/users/{user_id}").raise_for_status().json()
+        return [
+            m["@odata.type"].removeprefix("#microsoft.graph.").removesuffix("AuthenticationMethod")
+            for m in user["methods"]
+        ]
+
+    def run(self) -> None:
+        health = self.host.get("/api/health")
+        if health.status_code != 200:
+            fail(f"GET /api/health answered {health.status_code}")
+        callout_url = f"{self.host_url}/api/callout"
+        self.tenant.post("/_control/em/extensions/url", json={"url": callout_url}).raise_for_status()
+        console.print(f"custom extensions call [bold]{callout_url}[/]")
+        console.print(f"Tom Target's methods before: {', '.join(self.methods(U['tom']))}")
+
+        submitted = self.tenant.post(
+            "/_control/em/requests",
+            json={
+                "requestorId": U["megan"],
+                "targetId": U["tom"],
+                "accessPackageId": PACKAGE["id"],
+                "justification": "Lost phone; verified Tom on a video call",
+            },
+        )
+        if submitted.status_code != 201:
+            fail(f"submitting the request answered {submitted.status_code}: {submitted.text}")
+        request_id = submitted.json()["id"]
+        console.print(f"1. Megan Manager requested [bold]{PACKAGE['displayName']}[/] for Tom Target ({request_id})")
+
+        created = self.callout(request_id, "assignmentRequestCreated", {"waitingForCallback", "callbackReceived"})
+        console.print(f"2. EM called our function (HTTP {created['lastHttpStatus']}): [green]{created['status']}[/]")
+        created = self.callout(request_id, "assignmentRequestCreated", {"callbackReceived"})
+        console.print(f"3. Our worker checked the guardrails and resumed: “{created['detail']}”")
+        wait_for(lambda: self.state(request_id)["request"]["state"] == "pendingApproval", "pending approval")
+        for approver, who in ((U["megan"], "Megan Manager (stage 1)"), (U["sam"], "Sam Security (stage 2)")):
+            self.tenant.post(
+                f"/_control/em/requests/{request_id}/approve", json={"approverId": approver}
+            ).raise_for_status()
+            console.print(f"4. Approved by {who}")
+        granted = self.callout(request_id, "assignmentRequestGranted", {"callbackReceived", "callbackTimedOut"})
+        console.print(f"5. Access granted; our worker reset Tom and resumed: “{granted['detail']}”")
+
+        final = self.state(request_id)
+        table = Table(title="The sample request in the local tenant")
+        table.add_column("stage")
+        table.add_column("callout status in EM")
+        table.add_column("our detail")
+        for call in final["callouts"]:
+            table.add_row(call["stage"], call["status"], call.get("detail") or "")
+        console.print(table)
+        console.print(
+            f"request state: [bold]{final['request']['state']}[/]; "
+            f"Tom Target's methods after: {', '.join(self.methods(U['tom']))}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m local.walkthrough", description=__doc__)
     parser.add_argument("--tenant", default="http://127.0.0.1:8900")
     parser.add_argument("--host", default="http://127.0.0.1:7071")
     args = parser.parse_args()
-    tenant = httpx.Client(base_url=args.tenant, timeout=10)
-    host = httpx.Client(base_url=args.host, timeout=10)
-
-    health = host.get("/api/health")
-    if health.status_code != 200:
-        fail(f"GET /api/health answered {health.status_code}")
-    console.print(f"dev host healthy: {health.json()}")
-
-    callout_url = f"{args.host}/api/callout"
-    tenant.post("/_control/em/extensions/url", json={"url": callout_url}).raise_for_status()
-    console.print(f"custom extensions now call [bold]{callout_url}[/]")
-
-    package = json.loads((ROOT / "local/tenant/fixtures/default.json").read_text())["entitlementManagement"][
-        "accessPackages"
-    ][0]
-    submitted = tenant.post(
-        "/_control/em/requests",
-        json={
-            "requestorId": U["megan"],
-            "targetId": U["tom"],
-            "accessPackageId": package["id"],
-            "justification": "Lost phone; verified Tom on a video call",
-        },
-    )
-    if submitted.status_code != 201:
-        fail(f"submitting the request answered {submitted.status_code}: {submitted.text}")
-    request_id = submitted.json()["id"]
-    console.print(f"Megan Manager requested [bold]{package['displayName']}[/] for Tom Target: request {request_id}")
-
-    def waiting():
-        state = tenant.get(f"/_control/em/requests/{request_id}").json()
-        callouts = [c for c in state.get("callouts", []) if c.get("status") == "waitingForCallback"]
-        return (state, callouts[0]) if callouts else None
-
-    state, callout = wait_for(waiting, "the assignmentRequestCreated callout to be accepted")
-    table = Table(title="Sample request in the local tenant")
-    table.add_column("what")
-    table.add_column("value")
-    table.add_row("request id", request_id)
-    table.add_row("request state", str(state["request"].get("state")))
-    table.add_row("callout stage", str(callout.get("stage")))
-    table.add_row("stage instance id", str(callout.get("customExtensionStageInstanceId")))
-    table.add_row("callout HTTP status from our function", str(callout.get("lastHttpStatus")))
-    table.add_row("callout status in EM", f"[bold green]{callout.get('status')}[/]")
-    console.print(table)
-    console.print("The callout function recorded the callout and queued it; EM now waits for our resume.")
+    Walk(args.tenant, args.host).run()
 
 
 if __name__ == "__main__":

@@ -27,9 +27,11 @@ def test_a_managers_request_for_a_report_resets_every_method_but_the_password(st
     assert F.U["tom"] in stack.tenant.state.groups[F.G["onboarding"]]["members"]
     container = stack.container()
     reset = stack.host.call(container.resets.get(request_id))
-    assert reset is not None and reset.pickup_id
+    assert reset is not None
+    assert reset.pickup_id
     pickup = stack.host.call(container.pickups.get(reset.pickup_id))
-    assert pickup.deliverer_id == F.U["megan"] and pickup.state == "open"
+    assert pickup.deliverer_id == F.U["megan"]
+    assert pickup.state == "open"
     kinds = [e.kind for e in container.notifier.events]
     assert kinds == ["requested", "approved", "pickupReady"]
 
