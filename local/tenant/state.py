@@ -20,6 +20,16 @@ DEFAULT_FIXTURE = Path(__file__).parent / "fixtures" / "default.json"
 EM_APP_ID = "810dcf14-1858-4bf2-8134-4c369fa3235b"
 
 
+def _relative_times(record: dict[str, Any]) -> dict[str, Any]:
+    """Fixture times like "-1d" or "-3h" mean that long before the tenant starts (so fixtures do not age)."""
+    value = record.get("activityDateTime", "")
+    if isinstance(value, str) and value[:1] == "-" and value[-1:] in ("d", "h"):
+        amount = float(value[1:-1])
+        delta = timedelta(days=amount) if value.endswith("d") else timedelta(hours=amount)
+        record["activityDateTime"] = (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return record
+
+
 def missing(object_id: str):
     """Graph's 404 for an id that names nothing."""
     return not_found(
@@ -59,7 +69,7 @@ class TenantState:
             groups={g["id"]: g for g in data.get("groups", [])},
             directory_roles={r["id"]: r for r in data.get("directoryRoles", [])},
             policies=data.get("policies", {}),
-            directory_audits=data.get("directoryAudits", []),
+            directory_audits=[_relative_times(a) for a in data.get("directoryAudits", [])],
             entitlement=data.get("entitlementManagement", {}),
             fixture=data,
         )
