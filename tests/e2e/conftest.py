@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from extensions import container as product_container
 from extensions.settings import get_settings
 from local.host import DevHost
 from local.tenant import TenantServer
+from tests.conftest import ROOT
 from tests.stack import EMControl, product_settings
 
 
@@ -26,8 +29,14 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tenant: TenantServer, azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """function_app on the dev host with fresh tables/queue, pointed at a fresh local tenant."""
+def stack(tenant: TenantServer, azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Stack]:
+    """function_app on the dev host with fresh tables/queue, pointed at a fresh local tenant.
+
+    host.json is the product's, except that a failed message reappears after 1 s instead of 30 s.
+    """
+    host_json = json.loads((ROOT / "host.json").read_text())
+    host_json["extensions"]["queues"].update(visibilityTimeout="00:00:01", maxPollingInterval="00:00:00.200")
+    (tmp_path / "host.json").write_text(json.dumps(host_json))
     settings = product_settings(tenant, azurite.connection_string)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
@@ -35,7 +44,7 @@ def stack(tenant: TenantServer, azurite, monkeypatch: pytest.MonkeyPatch) -> Ite
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     product_container.use_container(None)
-    host = DevHost(settings_file=None, port=0, function_key="e2e-key")
+    host = DevHost(settings_file=None, host_json=tmp_path / "host.json", port=0, function_key="e2e-key")
     with host:
         em = EMControl(tenant)
         em.point_extensions_at(f"{host.url}/api/callout")
