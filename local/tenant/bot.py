@@ -1,25 +1,41 @@
-"""Teams messaging stand-ins: the Bot Connector API, the Graph route that installs our Teams app for a user,
-and a Teams Workflows webhook sink.
+"""Teams messaging stand-ins: the Bot Connector API (serviceUrl = {tenant}/botframework/), the Graph routes that
+install our Teams app for a user, and a Teams Workflows webhook sink, each with a control API.
 
 Documentation followed:
-- Bot Connector REST (v3): https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference
-  POST {serviceUrl}/v3/conversations → {id}; POST {serviceUrl}/v3/conversations/{id}/activities → {id};
-  bearer token with aud https://api.botframework.com. serviceUrl here is {tenant}/botframework/.
-- Proactive messages need the app installed for the user:
-  https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages
-  (without it Teams refuses the conversation: we answer 403 {"error": {"code": "BotNotInConversationRoster"}})
-- Install for a user: https://learn.microsoft.com/graph/api/userteamwork-post-installedapps
-  (TeamsAppInstallation.ReadWriteForUser.All; 409 when already installed) and list:
-  https://learn.microsoft.com/graph/api/userteamwork-list-installedapps ($expand=teamsApp, $filter on
-  teamsApp/externalId)
-- Workflows webhook ("When a Teams webhook request is received"): {type: "message", attachments:
-  [{contentType: "application/vnd.microsoft.card.adaptive", content: {AdaptiveCard}}]} → 202
-Control: GET/DELETE /_control/bot/activities, GET/DELETE /_control/webhooks/{name},
-PUT /_control/webhooks/{name}/fail {count, status}.
+- Bot Connector REST v3: https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference
+  Create Conversation POST /v3/conversations (ConversationParameters {bot, isGroup, members, tenantId,
+  channelData, activity?}) → ConversationResourceResponse {id, activityId?, serviceUrl?}; Send to Conversation
+  POST /v3/conversations/{conversationId}/activities (Activity) → ResourceResponse {id}; ErrorResponse
+  {"error": {"code", "message"}}. Auth: https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-authentication
+  (bearer token for https://api.botframework.com issued to the bot's app id; a managed-identity bot uses its MI).
+- Teams proactive 1:1 messages: https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages
+  (members [{id}] with the user's Teams id or Entra object id, tenantId / channelData.tenant.id; the app must be
+  installed for the user). Status codes: https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/conversation-messages
+  (403 BotNotInConversationRoster "The bot is not part of the conversation roster.", 404 ConversationNotFound,
+  413 MessageSizeTooBig; Teams limits a message to about 28 KB).
+- Install for a user: https://learn.microsoft.com/graph/api/userteamwork-post-installedapps (body
+  {"teamsApp@odata.bind": ".../appCatalogs/teamsApps/{id}"} → 201, no body). List:
+  https://learn.microsoft.com/graph/api/userteamwork-list-installedapps ($expand=teamsApp,teamsAppDefinition,
+  $filter=teamsApp/externalId eq '...'; with a *Self* permission only the caller's own app is visible).
+  Get: userteamwork-get-installedapps; remove: userteamwork-delete-installedapps.
+- Workflows webhook: https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook
+  (Workflows "When a Teams webhook request is received": {type: "message", attachments: [{contentType:
+  "application/vnd.microsoft.card.adaptive", content: {AdaptiveCard}}]} → 202).
+
+Choices where the docs are silent are marked "Docs silent" at the handler.
+
+Control (no auth, loopback only):
+| GET/DELETE /_control/bot/activities            | every activity sent: conversation, recipient, text, attachments |
+| GET        /_control/bot/conversations         | conversation id → user id                                       |
+| GET/DELETE /_control/webhooks/{name}           | the payloads a webhook received, oldest first                   |
+| PUT        /_control/webhooks/{name}/fail      | {count, status}: the next posts answer that status              |
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import uuid
 from typing import Any
 
@@ -28,17 +44,33 @@ from aiohttp import web
 
 from .appkeys import STATE
 from .auth import authorize, signing_key, v1_issuer, v2_issuer
-from .errors import GraphError, bad_request, not_found
+from .errors import GraphError, bad_request, forbidden, not_found
 from .odata import parse_filter
 from .state import TenantState
 
+GRAPH = "https://graph.microsoft.com/v1.0"
+BOT_AUDIENCE = "https://api.botframework.com"
 CARD = "application/vnd.microsoft.card.adaptive"
-INSTALL = (
-    "TeamsAppInstallation.ReadWriteForUser.All",
-    "TeamsAppInstallation.ReadWriteSelfForUser.All",
+MAX_MESSAGE_BYTES = 28 * 1024
+ACTIVITY_TYPES = ("message", "typing")
+# Least privileged first, then the higher ones the page lists (Self = only the caller's own app).
+SELF = ("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadWriteAndConsentSelfForUser.All")
+WRITE_ANY = (
     "TeamsAppInstallation.ReadWriteAndConsentForUser.All",
+    "TeamsAppInstallation.ReadWriteForUser.All",
+    "TeamsAppInstallation.ReadWriteSelectedForUser.All",
 )
-READ_INSTALL = ("TeamsAppInstallation.ReadForUser.All", *INSTALL)
+INSTALL = (SELF[0], *WRITE_ANY, SELF[1])
+READ = ("TeamsAppInstallation.ReadForUser.All", *INSTALL)
+APP_BIND = re.compile(r"^https://graph\.microsoft\.com/(?:v1\.0|beta)/appCatalogs/teamsApps/(?P<id>[^/?#]+)$")
+
+
+class BotError(Exception):
+    """A Bot Connector ErrorResponse."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 def _extras(state: TenantState) -> dict[str, Any]:
@@ -46,138 +78,335 @@ def _extras(state: TenantState) -> dict[str, Any]:
 
 
 def _bot(state: TenantState) -> dict[str, Any]:
-    return state.fixture.get("bot") or {}
+    return state.fixture.setdefault("bot", {})
 
 
-def _bot_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def _catalog(state: TenantState) -> dict[str, dict[str, Any]]:
+    return {a["id"]: a for a in state.fixture.get("teamsApps", [])}
 
 
-def _bot_authorised(request: web.Request) -> bool:
+def _installed(state: TenantState, user_id: str) -> list[str]:
+    """Teams app ids installed for the user; the bot's app follows the fixture's installedFor list."""
+    bot = _bot(state)
+    return [bot["teamsAppId"]] if user_id in bot.get("installedFor", []) and bot.get("teamsAppId") else []
+
+
+# --- Bot Connector ----------------------------------------------------------------------------------------
+
+
+def _bot_caller(request: web.Request) -> dict[str, Any]:
+    """The bot's verified token; Bot Connector answers anything else with ASP.NET's 401 message."""
     state: TenantState = request.app[STATE]
     header = request.headers.get("Authorization", "")
+    denied = web.HTTPUnauthorized(
+        text=json.dumps({"message": "Authorization has been denied for this request."}),
+        content_type="application/json",
+    )
     if not header.startswith("Bearer "):
-        return False
+        raise denied
     try:
         claims = jwt.decode(
             header[7:],
             signing_key()[0].public_key(),
             algorithms=["RS256"],
-            audience=["https://api.botframework.com", "https://api.botframework.com/"],
+            audience=[BOT_AUDIENCE, BOT_AUDIENCE + "/"],
             issuer=[v1_issuer(state.tenant_id), v2_issuer(state.tenant_id)],
+            options={"require": ["exp", "aud", "iss"]},
         )
     except jwt.PyJWTError:
-        return False
-    return (claims.get("appid") or claims.get("azp")) == _bot(state).get("appId")
+        raise denied from None
+    if (claims.get("appid") or claims.get("azp")) != _bot(state).get("appId"):
+        raise denied
+    return claims
 
 
+def bot_route(handler):
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except BotError as exc:
+            return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
+
+    return wrapped
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BotError(400, "BadSyntax", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BotError(400, "BadSyntax", "The request body must be a JSON object.")
+    return body
+
+
+def _member_user(state: TenantState, member: Any) -> str:
+    """A member given as the Entra object id, "8:orgid:<oid>" or {aadObjectId}; Teams "29:" ids are not issued."""
+    if not isinstance(member, dict):
+        raise BotError(400, "BadArgument", "Each member must be an object with an id.")
+    candidate = member.get("aadObjectId") or str(member.get("id") or "")
+    candidate = candidate.removeprefix("8:orgid:")
+    if candidate not in state.users:
+        # The message Teams gives for an id that is not a user of the tenant.
+        raise BotError(400, "BadArgument", "Invalid user identity in provided tenant")
+    return candidate
+
+
+def _conversation_id(state: TenantState, user_id: str) -> str:
+    """Teams keeps one 1:1 conversation per bot and user, so creating it again returns the same id."""
+    seed = uuid.uuid5(uuid.NAMESPACE_URL, f"{state.tenant_id}/{_bot(state).get('appId')}/{user_id}")
+    return "a:1" + base64.urlsafe_b64encode(seed.bytes).decode().rstrip("=")
+
+
+@bot_route
 async def create_conversation(request: web.Request) -> web.Response:
+    """POST /botframework/v3/conversations (Create Conversation, Teams personal scope)."""
+    claims = _bot_caller(request)
     state: TenantState = request.app[STATE]
-    if not _bot_authorised(request):
-        return _bot_error(401, "Unauthorized", "Authorization has been denied for this request.")
-    body = await request.json()
-    members = body.get("members") or []
-    if body.get("isGroup") or len(members) != 1 or not members[0].get("id"):
-        return _bot_error(400, "BadArgument", "A 1:1 conversation needs exactly one member.")
-    member = members[0]["id"]
-    user_id = member.split(":")[-1]  # "29:..." Teams ids or AAD object ids ("8:orgid:<oid>")
-    if user_id not in state.users:
-        return _bot_error(404, "NotFound", "The member was not found.")
-    if user_id not in _bot(state).get("installedFor", []):
-        return _bot_error(403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
-    conversation = f"a:{uuid.uuid4().hex}"
+    body = await _json_object(request)
+    if body.get("isGroup"):
+        # Teams does not let a bot create group chats; channel threads (channelData.channel) are not emulated.
+        raise BotError(400, "BadArgument", "Only one-on-one conversations can be created here.")
+    members = body.get("members")
+    if not isinstance(members, list) or len(members) != 1:
+        raise BotError(400, "BadArgument", "A one-on-one conversation needs exactly one member.")
+    tenant_id = body.get("tenantId") or ((body.get("channelData") or {}).get("tenant") or {}).get("id")
+    if not tenant_id:
+        raise BotError(400, "BadArgument", "The tenant id (tenantId or channelData.tenant.id) is required.")
+    if tenant_id != state.tenant_id:
+        raise BotError(400, "BadArgument", "Invalid user identity in provided tenant")
+    bot_id = str((body.get("bot") or {}).get("id") or "").removeprefix("28:")
+    if bot_id and bot_id != claims.get("appid", claims.get("azp")):
+        # Docs silent: a bot may only speak as itself.
+        raise BotError(403, "Forbidden", "The bot id does not match the caller.")
+    user_id = _member_user(state, members[0])
+    if _bot(state).get("teamsAppId") not in _installed(state, user_id):
+        raise BotError(403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
+    conversation = _conversation_id(state, user_id)
     _extras(state)["conversations"][conversation] = user_id
-    return web.json_response({"id": conversation}, status=201)
+    answer: dict[str, Any] = {"id": conversation}
+    if isinstance(body.get("activity"), dict):
+        answer["activityId"] = _deliver(state, conversation, user_id, body["activity"])
+    return web.json_response(answer, status=201)
 
 
-async def send_activity(request: web.Request) -> web.Response:
-    state: TenantState = request.app[STATE]
-    if not _bot_authorised(request):
-        return _bot_error(401, "Unauthorized", "Authorization has been denied for this request.")
-    conversation = request.match_info["conversation"]
-    recipient = _extras(state)["conversations"].get(conversation)
-    if recipient is None:
-        return _bot_error(404, "ConversationNotFound", "Conversation not found.")
-    activity = await request.json()
-    if activity.get("type") != "message":
-        return _bot_error(400, "BadArgument", "Only message activities are supported.")
+def _check_activity(activity: dict[str, Any]) -> None:
+    if activity.get("type") not in ACTIVITY_TYPES:
+        raise BotError(400, "BadArgument", f"Unsupported activity type '{activity.get('type')}'.")
     attachments = activity.get("attachments") or []
-    if not activity.get("text") and not attachments:
-        return _bot_error(400, "BadArgument", "A message needs text or attachments.")
-    activity_id = uuid.uuid4().hex
-    _extras(state)["activities"].append(
+    if not isinstance(attachments, list):
+        raise BotError(400, "BadArgument", "attachments must be an array.")
+    for attachment in attachments:
+        if not isinstance(attachment, dict) or not attachment.get("contentType"):
+            raise BotError(400, "BadArgument", "Every attachment needs a contentType.")
+        content = attachment.get("content")
+        if attachment["contentType"] == CARD and (
+            not isinstance(content, dict) or content.get("type") != "AdaptiveCard" or not content.get("version")
+        ):
+            raise BotError(
+                400, "BadArgument", "An Adaptive Card attachment needs content {type: AdaptiveCard, version}."
+            )
+    if activity["type"] == "message" and not activity.get("text") and not attachments:
+        raise BotError(400, "BadArgument", "A message needs text or attachments.")
+    if len(json.dumps(activity).encode()) > MAX_MESSAGE_BYTES:
+        raise BotError(413, "MessageSizeTooBig", "Message size too large.")
+
+
+def _deliver(state: TenantState, conversation: str, user_id: str, activity: dict[str, Any]) -> str:
+    _check_activity(activity)
+    activities = _extras(state)["activities"]
+    # Teams activity ids are millisecond timestamps; the counter keeps them unique within one millisecond.
+    activity_id = str(int(state.now().timestamp() * 1000) * 100 + len(activities) % 100)
+    user = state.users[user_id]
+    activities.append(
         {
             "id": activity_id,
             "conversation": conversation,
-            "recipient": recipient,
+            "recipient": user_id,
+            "recipientName": user.get("displayName"),
+            "type": activity["type"],
             "text": activity.get("text"),
-            "attachments": attachments,
+            "textFormat": activity.get("textFormat"),
+            "summary": activity.get("summary"),
+            "attachments": activity.get("attachments") or [],
+            "time": state.now().isoformat(),
         }
     )
-    return web.json_response({"id": activity_id}, status=201)
+    return activity_id
 
 
-def _installations(state: TenantState, user_id: str) -> list[dict[str, Any]]:
-    bot = _bot(state)
-    apps = {a["id"]: a for a in state.fixture.get("teamsApps", [])}
-    if user_id in bot.get("installedFor", []) and bot.get("teamsAppId") in apps:
-        return [{"id": f"{user_id}-{bot['teamsAppId']}", "teamsApp": apps[bot["teamsAppId"]]}]
-    return []
+@bot_route
+async def send_activity(request: web.Request) -> web.Response:
+    """POST /botframework/v3/conversations/{conversationId}/activities (Send to Conversation)."""
+    _bot_caller(request)
+    state: TenantState = request.app[STATE]
+    conversation = request.match_info["conversation"]
+    user_id = _extras(state)["conversations"].get(conversation)
+    if user_id is None:
+        raise BotError(404, "ConversationNotFound", "Conversation not found.")
+    activity = await _json_object(request)
+    if _bot(state).get("teamsAppId") not in _installed(state, user_id):
+        # The user removed the app after the conversation was created: the bot left the roster.
+        raise BotError(403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
+    return web.json_response({"id": _deliver(state, conversation, user_id, activity)}, status=201)
+
+
+# --- Graph: apps installed for a user ---------------------------------------------------------------------
+
+
+def _installation_id(user_id: str, app_id: str) -> str:
+    # The documented examples are base64 of "{userId}##{teamsAppId}".
+    return base64.b64encode(f"{user_id}##{app_id}".encode()).decode()
+
+
+def _caller_may_touch(claims: dict[str, Any], app: dict[str, Any]) -> bool:
+    """Self permissions reach only the app whose Entra app (webApplicationInfo / bot) is the caller."""
+    granted = set(claims.get("roles", [])) | set(claims.get("scp", "").split())
+    if granted.intersection((*WRITE_ANY, "TeamsAppInstallation.ReadForUser.All")):
+        return True
+    caller = claims.get("appid") or claims.get("azp")
+    return any(d.get("azureADAppId") == caller for d in app.get("appDefinitions", []))
+
+
+def _installation_json(state: TenantState, user_id: str, app_id: str, expand: str) -> dict[str, Any]:
+    app = _catalog(state).get(app_id, {"id": app_id})
+    item: dict[str, Any] = {"id": _installation_id(user_id, app_id)}
+    wanted = {e.strip().lower() for e in expand.split(",") if e.strip()}
+    if "teamsapp" in wanted:
+        item["teamsApp"] = {k: v for k, v in app.items() if k != "appDefinitions"}
+    if "teamsappdefinition" in wanted:
+        definitions = app.get("appDefinitions") or [{}]
+        item["teamsAppDefinition"] = {k: v for k, v in definitions[-1].items() if k != "bot"}
+    return item
+
+
+def _visible(request: web.Request, claims: dict[str, Any], user_id: str) -> list[str]:
+    state: TenantState = request.app[STATE]
+    catalog = _catalog(state)
+    return [a for a in _installed(state, user_id) if _caller_may_touch(claims, catalog.get(a, {}))]
 
 
 async def list_installed(request: web.Request) -> web.Response:
-    authorize(request, READ_INSTALL)
+    """GET /users/{id}/teamwork/installedApps ($expand, $filter)."""
+    claims = authorize(request, READ)
     state: TenantState = request.app[STATE]
     user = state.user(request.match_info["id"])
-    items = _installations(state, user["id"])
+    expand = request.query.get("$expand", "")
     predicate, _ = parse_filter(request.query.get("$filter"))
-    if predicate is not None:
-        items = [i for i in items if predicate(i)]
-    if "teamsapp" not in (request.query.get("$expand") or "").lower():
-        items = [{"id": i["id"]} for i in items]
-    return web.json_response({"value": items})
+    items = []
+    for app_id in _visible(request, claims, user["id"]):
+        full = _installation_json(state, user["id"], app_id, "teamsApp,teamsAppDefinition")
+        if predicate is None or predicate(full):
+            items.append(_installation_json(state, user["id"], app_id, expand))
+    context = f"{GRAPH}/$metadata#users('{user['id']}')/teamwork/installedApps"
+    return web.json_response({"@odata.context": context, "value": items})
+
+
+def _installation(request: web.Request, claims: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    state: TenantState = request.app[STATE]
+    user = state.user(request.match_info["id"])
+    try:
+        owner, app_id = base64.b64decode(request.match_info["installation"]).decode().split("##", 1)
+    except (ValueError, UnicodeDecodeError):
+        raise not_found("The app installation was not found.") from None
+    if owner != user["id"] or app_id not in _visible(request, claims, user["id"]):
+        raise not_found("The app installation was not found.")
+    return user, app_id
+
+
+async def get_installed(request: web.Request) -> web.Response:
+    """GET /users/{id}/teamwork/installedApps/{installation-id}."""
+    claims = authorize(request, READ)
+    user, app_id = _installation(request, claims)
+    body = _installation_json(request.app[STATE], user["id"], app_id, request.query.get("$expand", ""))
+    context = f"{GRAPH}/$metadata#users('{user['id']}')/teamwork/installedApps/$entity"
+    return web.json_response({"@odata.context": context, **body})
 
 
 async def install(request: web.Request) -> web.Response:
-    authorize(request, INSTALL)
+    """POST /users/{id}/teamwork/installedApps {"teamsApp@odata.bind"} → 201 with no body."""
+    claims = authorize(request, INSTALL)
     state: TenantState = request.app[STATE]
     user = state.user(request.match_info["id"])
-    body = await request.json()
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("The request body is not valid JSON.") from None
     bind = body.get("teamsApp@odata.bind") if isinstance(body, dict) else None
-    if not isinstance(bind, str) or "/appCatalogs/teamsApps/" not in bind:
-        raise bad_request("teamsApp@odata.bind must reference /appCatalogs/teamsApps/{id}.")
-    app_id = bind.rstrip("/").rsplit("/", 1)[-1]
-    if app_id not in {a["id"] for a in state.fixture.get("teamsApps", [])}:
-        raise not_found(f"Teams app '{app_id}' is not in the app catalog.")
-    bot = _bot(state)
-    if app_id != bot.get("teamsAppId"):
-        raise bad_request("Only the MFA Reset app is emulated.")
-    installed = bot.setdefault("installedFor", [])
-    if user["id"] in installed:
+    match = APP_BIND.match(bind) if isinstance(bind, str) else None
+    if match is None:
+        raise bad_request("teamsApp@odata.bind must be https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/{id}.")
+    app = _catalog(state).get(match["id"])
+    if app is None:
+        # Docs silent on the status; an unknown catalog id is a missing resource.
+        raise not_found(f"The Teams app '{match['id']}' was not found in the app catalog.")
+    if not _caller_may_touch(claims, app):
+        raise forbidden("A Self permission can install only the calling application's own Teams app.")
+    if app["id"] != _bot(state).get("teamsAppId"):
+        raise bad_request("Only the MFA Reset Teams app can be installed in the local tenant.")
+    if app["id"] in _installed(state, user["id"]):
         raise GraphError(409, "Conflict", "The app is already installed for this user.")
-    installed.append(user["id"])
-    return web.json_response({"id": f"{user['id']}-{app_id}"}, status=201)
+    _bot(state).setdefault("installedFor", []).append(user["id"])
+    return web.Response(status=201)
+
+
+async def uninstall(request: web.Request) -> web.Response:
+    """DELETE /users/{id}/teamwork/installedApps/{installation-id} → 204."""
+    claims = authorize(request, INSTALL)
+    user, _ = _installation(request, claims)
+    _bot(request.app[STATE])["installedFor"].remove(user["id"])
+    return web.Response(status=204)
+
+
+# --- Workflows webhook ------------------------------------------------------------------------------------
+
+
+def _workflow_error(status: int, code: str, message: str) -> web.Response:
+    # Workflows run on Logic Apps, whose request trigger answers errors as {"error": {"code", "message"}}.
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _card_payload_problem(payload: Any) -> str | None:
+    if not isinstance(payload, dict) or payload.get("type") != "message":
+        return "The body must be {type: 'message', attachments: [...]}."
+    attachments = payload.get("attachments")
+    if not isinstance(attachments, list) or not attachments:
+        return "attachments must be a non-empty array."
+    for attachment in attachments:
+        if not isinstance(attachment, dict) or attachment.get("contentType") != CARD:
+            return f"Every attachment must have contentType '{CARD}'."
+        content = attachment.get("content")
+        if not isinstance(content, dict) or content.get("type") != "AdaptiveCard" or not content.get("version"):
+            return "Every attachment's content must be an Adaptive Card with type and version."
+    return None
 
 
 async def webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/{name}: the Workflows trigger "When a Teams webhook request is received"."""
     state: TenantState = request.app[STATE]
     name = request.match_info["name"]
     failures = _extras(state)["fail"].get(name) or []
     if failures:
-        return web.json_response({"error": "injected"}, status=failures.pop(0))
+        status = failures.pop(0)
+        headers = {"Retry-After": "1"} if status == 429 else None
+        return web.json_response({"error": {"code": "Injected", "message": "Injected failure."}}, status=status,
+                                 headers=headers)  # fmt: skip
+    raw = await request.read()
     try:
-        payload = await request.json()
+        payload = json.loads(raw)
     except ValueError:
-        return web.json_response({"error": "not JSON"}, status=400)
-    attachments = payload.get("attachments") if isinstance(payload, dict) else None
-    if (
-        payload.get("type") != "message"
-        or not attachments
-        or any(a.get("contentType") != CARD or not isinstance(a.get("content"), dict) for a in attachments)
-    ):
-        return web.json_response({"error": "expected {type: message, attachments: [adaptive cards]}"}, status=400)
+        return _workflow_error(400, "InvalidRequestContent", "The request content is not valid JSON.")
+    problem = _card_payload_problem(payload)
+    if problem:
+        # Docs silent: the trigger's schema is the Teams card payload; a mismatch is refused, not posted.
+        return _workflow_error(400, "TriggerInputSchemaMismatch", problem)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return _workflow_error(413, "MessageSizeTooBig", "Teams messages are limited to about 28 KB.")
     _extras(state)["webhooks"].setdefault(name, []).append(payload)
     return web.Response(status=202)
+
+
+# --- control ----------------------------------------------------------------------------------------------
 
 
 async def control_activities(request: web.Request) -> web.Response:
@@ -186,6 +415,10 @@ async def control_activities(request: web.Request) -> web.Response:
         extras["activities"].clear()
         return web.Response(status=204)
     return web.json_response(extras["activities"])
+
+
+async def control_conversations(request: web.Request) -> web.Response:
+    return web.json_response(_extras(request.app[STATE])["conversations"])
 
 
 async def control_webhook(request: web.Request) -> web.Response:
@@ -198,8 +431,10 @@ async def control_webhook(request: web.Request) -> web.Response:
 
 async def control_webhook_fail(request: web.Request) -> web.Response:
     body = await request.json()
-    fail = _extras(request.app[STATE])["fail"]
-    fail[request.match_info["name"]] = [int(body.get("status", 500))] * int(body.get("count", 1))
+    status = body.get("status", 500)
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        return web.json_response({"error": "status must be an HTTP error status"}, status=400)
+    _extras(request.app[STATE])["fail"][request.match_info["name"]] = [status] * int(body.get("count", 1))
     return web.Response(status=204)
 
 
@@ -208,11 +443,15 @@ def setup(app: web.Application) -> None:
     r.add_post("/botframework/v3/conversations", create_conversation)
     r.add_post("/botframework/v3/conversations/{conversation}/activities", send_activity)
     for version in ("/v1.0", "/beta"):
-        r.add_get(f"{version}/users/{{id}}/teamwork/installedApps", list_installed)
-        r.add_post(f"{version}/users/{{id}}/teamwork/installedApps", install)
+        base = f"{version}/users/{{id}}/teamwork/installedApps"
+        r.add_get(base, list_installed)
+        r.add_post(base, install)
+        r.add_get(base + "/{installation}", get_installed)
+        r.add_delete(base + "/{installation}", uninstall)
     r.add_post("/webhooks/{name}", webhook)
     r.add_get("/_control/bot/activities", control_activities)
     r.add_delete("/_control/bot/activities", control_activities)
+    r.add_get("/_control/bot/conversations", control_conversations)
     r.add_get("/_control/webhooks/{name}", control_webhook)
     r.add_delete("/_control/webhooks/{name}", control_webhook)
     r.add_put("/_control/webhooks/{name}/fail", control_webhook_fail)
