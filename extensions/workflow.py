@@ -197,14 +197,16 @@ class Workflow:
             await self.resets.mark_step(request.id, item.step("tapDeleted"))
             if report.deleted:
                 await self.resets.audit(request.id, "passDeleted", actor="worker")
-        pickup = await self.pickups.for_request(request.id)
-        if pickup is not None and pickup.state == "open":
-            await self.pickups.transition(pickup, "closed")
-            await self.resets.audit(request.id, "pickupClosed", actor="worker")
-        reset = await self.resets.get(request.id)
-        if reset is not None and reset.state == "open":
-            reset.state = "removed"
-            await self.resets.save(reset)
+        # The removal is its own request (adminRemove, systemRemove on expiry): find the resets of this target.
+        open_resets = [r["RowKey"] for r in await self.resets.for_target(target or "") if r.get("State") == "open"]
+        for reset_request_id in {request.id, *open_resets}:
+            pickup = await self.pickups.for_request(reset_request_id)
+            if pickup is not None and pickup.state == "open" and await self.pickups.transition(pickup, "closed"):
+                await self.resets.audit(reset_request_id, "pickupClosed", actor="worker", removal=request.id)
+            reset = await self.resets.get(reset_request_id)
+            if reset is not None and reset.state == "open":
+                reset.state = "removed"
+                await self.resets.save(reset)
         await self._notify_once(item, EventKind.REMOVED, request, "Access removed; any unused pass was deleted.")
         await self._resume_once(item, "Access removed; any unused pass was deleted.", wait)
 

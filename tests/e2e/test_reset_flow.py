@@ -42,3 +42,81 @@ def test_a_request_by_someone_who_is_not_the_manager_is_denied_with_a_reason(sta
     assert "Only the target's manager" in created["detail"]
     wait_until(lambda: stack.em.state(request_id)["request"]["state"] == "denied", "the request to be denied")
     assert len(stack.tenant.state.users[F.U["tom"]]["methods"]) > 5
+
+
+def _graph_token(stack: Stack) -> str:
+    from local.tenant.auth import app_token
+
+    state = stack.tenant.state
+    return app_token(state, state.applications[F.APP["func"][0]], "https://graph.microsoft.com")
+
+
+def test_removing_the_assignment_deletes_the_pass_and_closes_the_pickup(stack: Stack):
+    import httpx
+
+    request_id = stack.em.submit(F.U["megan"], F.U["tom"])
+    stack.em.wait_stage_status(request_id, "assignmentRequestCreated", {"callbackReceived"})
+    wait_until(lambda: stack.em.state(request_id)["request"]["state"] == "pendingApproval", "pending approval")
+    stack.em.approve(request_id, F.U["megan"])
+    stack.em.approve(request_id, F.U["sam"])
+    stack.em.wait_stage_status(request_id, "assignmentRequestGranted", {"callbackReceived"}, seconds=45)
+    headers = {"Authorization": f"Bearer {_graph_token(stack)}"}
+    base = stack.tenant.graph_url
+    created = httpx.post(
+        f"{base}/users/{F.U['tom']}/authentication/temporaryAccessPassMethods", json={}, headers=headers
+    )
+    assert created.status_code == 201
+    assignment_id = stack.em.state(request_id)["assignment"]["id"]
+    removal = httpx.post(
+        f"{base}/identityGovernance/entitlementManagement/assignmentRequests",
+        json={"requestType": "adminRemove", "assignment": {"id": assignment_id}},
+        headers=headers,
+    )
+    assert removal.status_code == 201
+    tom = stack.tenant.state.users[F.U["tom"]]
+    wait_until(lambda: [m["@odata.type"] for m in tom["methods"]] == [PASSWORD], "the pass to be deleted")
+    container = stack.container()
+
+    def closed():
+        pickup = stack.host.call(container.pickups.for_request(request_id))
+        return pickup is not None and pickup.state == "closed"
+
+    wait_until(closed, "the pickup to close")
+    assert F.U["tom"] not in stack.tenant.state.groups[F.G["onboarding"]]["members"]
+
+
+def test_a_package_not_configured_for_mfa_reset_is_resumed_untouched(stack: Stack, monkeypatch):
+    from extensions import container as product_container
+    from extensions.settings import get_settings
+
+    monkeypatch.setenv("MFA_RESET_PACKAGE_IDS", "00000000-0000-4000-8000-00000000beef")
+    get_settings.cache_clear()
+    product_container.use_container(None)
+    request_id = stack.em.submit(F.U["megan"], F.U["tom"])
+    created = stack.em.wait_stage_status(request_id, "assignmentRequestCreated", {"callbackReceived"})
+    assert "not configured for MFA reset" in created["detail"]
+    assert len(stack.tenant.state.users[F.U["tom"]]["methods"]) > 5
+
+
+def test_a_callout_that_disagrees_with_graph_fails_loudly_and_changes_nothing(stack: Stack):
+    import uuid
+
+    import httpx
+
+    from tests.extensions.tokens import genuine
+
+    request_id = stack.em.submit(F.U["megan"], F.U["tom"])
+    created = stack.em.wait_stage_status(request_id, "assignmentRequestCreated", {"callbackReceived"})
+    forged = dict(created["sentBody"])
+    forged["CustomExtensionStageInstanceId"] = str(uuid.uuid4())
+    forged["Assignment"] = {**forged["Assignment"], "Target": {"ObjectId": F.U["lena"], "DisplayName": "Lena"}}
+    answer = httpx.post(
+        f"{stack.host.url}/api/callout", json=forged, headers={"Authorization": f"Bearer {genuine(stack.tenant)}"}
+    )
+    assert answer.status_code == 202
+    container = stack.container()
+    wait_until(lambda: any(e.kind == "failure" for e in container.notifier.events), "the failure alert")
+    trail = stack.host.call(container.resets.audit_trail(request_id))
+    failed = [row for row in trail if row["Event"] == "failed"]
+    assert "disagrees with Graph about the target" in failed[0]["Detail"]
+    assert len(stack.tenant.state.users[F.U["lena"]]["methods"]) > 1
