@@ -186,12 +186,12 @@ def _hmac(request: web.Request, credentials: str, body: bytes) -> None:
     # Real time, not the tenant clock: the signing client uses its wall clock and tests may move the tenant's.
     if sent.tzinfo is None or abs(datetime.now(UTC) - sent) > CLOCK_SKEW:
         raise denied("The x-ms-date header is too far from the current time.")
-    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    if request.headers.get("x-ms-content-sha256") != digest:
+    claimed = request.headers.get("x-ms-content-sha256", "")
+    if claimed != base64.b64encode(hashlib.sha256(body).digest()).decode():
         raise denied("Request 'x-ms-content-sha256' differs from generated content hash.")
     key = config(request.app[STATE]).get("accessKey", "")
-    # raw_path is the path and query exactly as sent, which is what the client signed.
-    to_sign = f"{request.method.upper()}\n{request.raw_path}\n{date};{request.headers.get('Host', '')};{digest}"
+    # raw_path is the path and query exactly as sent; the signed hash is the header's, checked above.
+    to_sign = f"{request.method.upper()}\n{request.raw_path}\n{date};{request.headers.get('Host', '')};{claimed}"
     expected = base64.b64encode(hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()).decode()
     if not hmac.compare_digest(expected, parts["Signature"]):
         raise denied()

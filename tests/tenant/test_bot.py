@@ -243,6 +243,19 @@ async def test_installing_needs_a_teams_app_installation_permission(tenant_env: 
     assert caught.value.response_status_code == 403
 
 
+async def test_a_self_permission_reaches_only_the_callers_own_teams_app(tenant_env: TenantServer):
+    async def hand_the_app_to_another_entra_app() -> None:
+        definition = tenant_env.state.fixture["teamsApps"][0]["appDefinitions"][0]
+        definition["azureADAppId"] = F.APP["relay"][0]
+
+    tenant_env.call(hand_the_app_to_another_entra_app())
+    graph = graph_client(tenant_env)
+    with pytest.raises(ODataError) as caught:
+        await graph.users.by_user_id(F.U["tom"]).teamwork.installed_apps.post(installation())
+    assert caught.value.response_status_code == 403
+    assert (await graph.users.by_user_id(F.U["megan"]).teamwork.installed_apps.get()).value == []
+
+
 async def _graph_raw(tenant: TenantServer, method: str, path: str, body: Any = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {await token(GRAPH_SCOPE)}"}
     async with httpx.AsyncClient() as client:
