@@ -7,6 +7,7 @@ exactly once per stage instance.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -78,7 +79,17 @@ class Workflow:
     async def run(self, item: WorkItem, callout: CalloutPayload, wait_for_resume: bool) -> None:
         if item.stage not in STAGES:
             raise PermanentFailure(f"unknown stage {item.stage}")
-        request = await self.entitlement.request(item.request_id)
+        prefetch: dict[str, Any] = {}
+        hint = callout.assignment.target.object_id if callout.assignment and callout.assignment.target else None
+        if item.stage == GRANTED and hint:
+            # The granted stage's reads go out together with the request re-read (one round trip); they are
+            # used only once Graph has confirmed that the hinted target is the request's target.
+            request, prefetch["snapshot"], prefetch["manager"] = await asyncio.gather(
+                self.entitlement.request(item.request_id), self.methods.snapshot(hint), self.directory.manager(hint)
+            )
+            prefetch["target"] = hint
+        else:
+            request = await self.entitlement.request(item.request_id)
         if request is None:
             raise PermanentFailure(f"assignment request {item.request_id} does not exist in Graph")
         if not self._is_mfa_reset_package(request):
@@ -87,7 +98,10 @@ class Workflow:
             )
             return
         self._check_agreement(item, callout, request)
-        playbook = {CREATED: self._created, APPROVED: self._approved, GRANTED: self._granted, REMOVED: self._removed}
+        if item.stage == GRANTED:
+            await self._granted(item, request, wait_for_resume, prefetch)
+            return
+        playbook = {CREATED: self._created, APPROVED: self._approved, REMOVED: self._removed}
         await playbook[item.stage](item, request, wait_for_resume)
 
     def _is_mfa_reset_package(self, request: AssignmentRequest) -> bool:
@@ -145,31 +159,38 @@ class Workflow:
         await self._notify_once(item, EventKind.APPROVED, request, "Approved; the reset runs when access is granted.")
         await self._resume_once(item, "Approval noted; the reset runs when access is granted.", wait)
 
-    async def _granted(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
-        reset = await self.resets.get(request.id)
+    async def _granted(self, item: WorkItem, request: AssignmentRequest, wait: bool, prefetch: dict[str, Any]) -> None:
+        reset, done = await asyncio.gather(
+            self.resets.get(request.id), self.resets.step_done(request.id, item.step("reset"))
+        )
         if reset is None:
             raise PermanentFailure("no reset was recorded at the created stage; refusing to delete methods")
         target = request.target_id or reset.target_id
-        if not await self.resets.step_done(request.id, item.step("revoked")):
-            await self.directory.revoke_sessions(target)
-            await self.resets.mark_step(request.id, item.step("revoked"))
-            await self.resets.audit(request.id, "sessionsRevoked", actor="worker", target=target)
-        if not await self.resets.step_done(request.id, item.step("deleted")):
-            report = await self.methods.delete_all(target, self._method_types())
+        usable = prefetch.get("target", "").lower() == target.lower()
+        if not done:
+            # One $batch revokes the sessions, deletes the methods (default last) and re-reads them.
+            report = await self.methods.delete_all(
+                target,
+                self._method_types(),
+                snapshot=prefetch.get("snapshot") if usable else None,
+                revoke_sessions=True,
+            )
             reset.deleted_methods = [m.label for m in report.deleted]
             reset.remaining_methods = [m.label for m in report.remaining]
-            await self.resets.save(reset)
-            await self.resets.mark_step(request.id, item.step("deleted"))
-            await self.resets.audit(
-                request.id,
-                "methodsDeleted",
-                actor="worker",
-                deleted=reset.deleted_methods,
-                remaining=reset.remaining_methods,
-                failures=report.failures,
+            await asyncio.gather(
+                self.resets.save(reset),
+                self.resets.audit(
+                    request.id,
+                    "methodsDeleted",
+                    actor="worker",
+                    sessionsRevoked=report.revoked,
+                    deleted=reset.deleted_methods,
+                    remaining=reset.remaining_methods,
+                    failures=report.failures,
+                ),
             )
-        reset = await self.resets.get(request.id) or reset
-        manager = await self.directory.manager(target)
+            await self.resets.mark_step(request.id, item.step("reset"))  # only once the outcome is saved
+        manager = prefetch["manager"] if usable else await self.directory.manager(target)
         deliverer = manager.id if manager else reset.requestor_id
         summary = _summary(reset)
         pickup = await self.pickups.open_for_request(
@@ -180,14 +201,19 @@ class Workflow:
             timedelta(hours=self.settings.pickup_lifetime_hours),
             summary,
         )
+        link = f"{self.settings.pickup_base_url.rstrip('/')}/{pickup.id}"
+        steps = [
+            self._notify_once(
+                item, EventKind.PICKUP_READY, request, summary, manager_id=deliverer, data={"pickupUrl": link}
+            )
+        ]
         if reset.pickup_id != pickup.id:
             reset.pickup_id = pickup.id
-            await self.resets.save(reset)
-            await self.resets.audit(request.id, "pickupOpened", actor="worker", deliverer=deliverer, pickup=pickup.id)
-        link = f"{self.settings.pickup_base_url.rstrip('/')}/{pickup.id}"
-        await self._notify_once(
-            item, EventKind.PICKUP_READY, request, summary, manager_id=deliverer, data={"pickupUrl": link}
-        )
+            steps += [
+                self.resets.save(reset),
+                self.resets.audit(request.id, "pickupOpened", actor="worker", deliverer=deliverer, pickup=pickup.id),
+            ]
+        await asyncio.gather(*steps)
         await self._resume_once(item, f"{summary} The manager can now pick up a one-time pass.", wait)
 
     async def _removed(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
@@ -243,9 +269,14 @@ class Workflow:
 
     async def _resume_once(self, item: WorkItem, detail: str, wait: bool, *, denied: bool = False) -> None:
         """Resume EM for this stage instance exactly once (launch-and-continue stages need no resume)."""
-        if not wait or await self.resets.step_done(item.request_id, item.step("resumed")):
+        if not wait:
             return
-        attempted = await self.resets.step_done(item.request_id, item.step("resume-attempted"))
+        resumed, attempted = await asyncio.gather(
+            self.resets.step_done(item.request_id, item.step("resumed")),
+            self.resets.step_done(item.request_id, item.step("resume-attempted")),
+        )
+        if resumed:
+            return
         await self.resets.mark_step(item.request_id, item.step("resume-attempted"))
         try:
             await self.entitlement.resume(item.request_id, item.stage, item.stage_instance_id, detail, denied=denied)
@@ -254,8 +285,10 @@ class Workflow:
                 raise
             # Our earlier attempt reached EM before we could record it; EM no longer waits for this instance.
             log.info("resume of %s already accepted earlier (%s)", item.request_id, exc.code)
-        await self.resets.mark_step(item.request_id, item.step("resumed"), Detail=detail[:1000], Denied=denied)
-        await self.resets.audit(item.request_id, "resumed", actor="worker", detail=detail, stage=item.stage)
+        await asyncio.gather(
+            self.resets.mark_step(item.request_id, item.step("resumed"), Detail=detail[:1000], Denied=denied),
+            self.resets.audit(item.request_id, "resumed", actor="worker", detail=detail, stage=item.stage),
+        )
 
     async def fail(self, item: WorkItem, reason: str, wait: bool) -> None:
         """Permanent failure: resume with the failure (denied where EM allows it), audit, alert."""

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import GraphCallError
 from .raw import GraphCaller
 
 MAX_BATCH = 20
@@ -96,3 +97,9 @@ async def run_batch(
 
 def chunks(items: list[BatchItem], size: int = MAX_BATCH) -> list[list[BatchItem]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def batch_error(result: BatchResult, method: str, path: str) -> GraphCallError:
+    """A failed batch item as the error a direct call would have raised."""
+    error = (result.body or {}).get("error", {}) if isinstance(result.body, dict) else {}
+    return GraphCallError(result.status, error.get("code", "unknown"), error.get("message", ""), method, path)

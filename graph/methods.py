@@ -8,10 +8,11 @@ failure is retried after the others are gone.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch import BatchItem, chunks, run_batch
+from .batch import MAX_BATCH, BatchItem, batch_error, chunks, run_batch
 from .raw import GraphCaller, segment
 
 PASSWORD_TYPE = "password"  # noqa: S105 - a method type name, not a secret
@@ -90,6 +91,26 @@ class DeletionReport:
     deleted: list[Method] = field(default_factory=list)
     remaining: list[Method] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # method id → Graph's error
+    revoked: bool = False
+
+
+@dataclass
+class Snapshot:
+    """A user's methods and which one is the default (beta signInPreferences), read in one parallel round."""
+
+    methods: list[Method]
+    default_id: str | None
+
+
+# signInPreferences.userPreferredMethodForSecondaryAuthentication → how to recognise that method.
+_PREFERRED = {
+    "push": ("microsoftAuthenticator", None),
+    "sms": ("phone", "mobile"),
+    "voiceMobile": ("phone", "mobile"),
+    "voiceAlternateMobile": ("phone", "alternateMobile"),
+    "voiceOffice": ("phone", "office"),
+    "oath": ("softwareOath", None),
+}
 
 
 class Methods:
@@ -98,27 +119,58 @@ class Methods:
 
     async def list(self, user_id: str) -> list[Method]:
         """Every method: the v1.0 list plus hardware OATH tokens, which only beta shows."""
-        page = await self._caller.json("GET", f"/users/{segment(user_id)}/authentication/methods")
-        found = [parse_method(item) for item in (page or {}).get("value", [])]
-        hardware = await self._caller.json(
-            "GET", f"{self._caller.beta_url}/users/{segment(user_id)}/authentication/hardwareOathMethods"
+        v1, hardware = await asyncio.gather(
+            self._caller.json("GET", f"/users/{segment(user_id)}/authentication/methods"),
+            self._caller.json(
+                "GET", f"{self._caller.beta_url}/users/{segment(user_id)}/authentication/hardwareOathMethods"
+            ),
         )
-        found += [parse_method(item, beta=True) for item in (hardware or {}).get("value", [])]
-        return found
+        found = [parse_method(item) for item in (v1 or {}).get("value", [])]
+        return found + [parse_method(item, beta=True) for item in (hardware or {}).get("value", [])]
 
-    async def delete_all(self, user_id: str, types: tuple[str, ...] = ALL_DELETABLE) -> DeletionReport:
-        """Delete every method of the given types (never the password), then re-read to verify.
+    async def snapshot(self, user_id: str) -> Snapshot:
+        methods, preferences = await asyncio.gather(
+            self.list(user_id),
+            self._caller.json(
+                "GET", f"{self._caller.beta_url}/users/{segment(user_id)}/authentication/signInPreferences"
+            ),
+        )
+        wanted = _PREFERRED.get((preferences or {}).get("userPreferredMethodForSecondaryAuthentication") or "")
+        default = next(
+            (m for m in methods if wanted and m.type == wanted[0] and (wanted[1] is None or m.phone_type == wanted[1])),
+            None,
+        )
+        return Snapshot(methods, default.id if default else None)
 
-        Methods go in safe order in one batch per 20; those Graph refuses (the default method while others
-        remain) are retried once the rest are gone.
+    async def delete_all(
+        self,
+        user_id: str,
+        types: tuple[str, ...] = ALL_DELETABLE,
+        *,
+        snapshot: Snapshot | None = None,
+        revoke_sessions: bool = False,
+    ) -> DeletionReport:
+        """Delete every method of the given types (never the password) and verify, in as few round trips as
+        Graph allows: one $batch revokes sessions, deletes the others in parallel, the default method after
+        them (dependsOn) and re-reads the methods after all (dependsOn). Anything Graph still refuses is
+        retried once the rest are gone.
         """
-        wanted = [m for m in await self.list(user_id) if m.type in types and m.type != PASSWORD_TYPE and m.collection]
+        snapshot = snapshot or await self.snapshot(user_id)
+        wanted = [m for m in snapshot.methods if m.type in types and m.type != PASSWORD_TYPE and m.collection]
         wanted.sort(key=lambda m: m.order)
         report = DeletionReport()
-        refused = await self._delete(user_id, wanted, report)
-        if refused:
-            await self._delete(user_id, refused, report)
-        after = await self.list(user_id)
+        for method in [m for m in wanted if m.beta]:  # a v1.0 batch cannot carry beta URLs
+            response = await self._caller.send("DELETE", f"{self._caller.beta_url}{method.path(user_id)}")
+            if response.status_code >= 400 and response.status_code != 404:
+                report.failures[method.id] = f"{response.status_code}"
+        plain = [m for m in wanted if not m.beta]
+        after = await self._batch(user_id, plain, snapshot.default_id, report, revoke_sessions)
+        if after is None:  # something was refused, so the re-read did not run: retry the refused, then read
+            refused = [m for m in plain if m.id in report.failures]
+            if refused:
+                await self._batch(user_id, refused, None, report, False, sequential=True)
+            after = await self.list(user_id)
+        after += [m for m in wanted if m.beta and m.id in report.failures]
         report.remaining = [m for m in after if m.type != PASSWORD_TYPE]
         gone = {m.id for m in after}
         report.deleted = [m for m in wanted if m.id not in gone]
@@ -126,23 +178,55 @@ class Methods:
             report.failures.pop(method.id, None)
         return report
 
-    async def _delete(self, user_id: str, methods: list[Method], report: DeletionReport) -> list[Method]:
-        refused: list[Method] = []
-        for method in [m for m in methods if m.beta]:  # a v1.0 batch cannot carry beta URLs
-            response = await self._caller.send("DELETE", f"{self._caller.beta_url}{method.path(user_id)}")
-            if response.status_code >= 400 and response.status_code != 404:
-                report.failures[method.id] = f"{response.status_code}"
-        methods = [m for m in methods if not m.beta]
-        by_id = {str(i): m for i, m in enumerate(methods)}
-        items = [BatchItem(id=str(i), method="DELETE", url=m.path(user_id)) for i, m in enumerate(methods)]
+    async def _batch(
+        self,
+        user_id: str,
+        methods: list[Method],
+        default_id: str | None,
+        report: DeletionReport,
+        revoke_sessions: bool,
+        *,
+        sequential: bool = False,
+    ) -> list[Method] | None:
+        """One $batch; the verified method list when the re-read inside it ran, else None."""
+        items: list[BatchItem] = []
+        if revoke_sessions:
+            items.append(BatchItem(id="revoke", method="POST", url=f"/users/{segment(user_id)}/revokeSignInSessions"))
+        by_id: dict[str, Method] = {}
+        first = [m for m in methods if m.id != default_id]
+        last = [m for m in methods if m.id == default_id]
+        previous: list[str] = []
+        for index, method in enumerate(first + last):
+            item_id = f"m{index}"
+            by_id[item_id] = method
+            depends: list[str] = []
+            if sequential and previous:
+                depends = previous[-1:]
+            elif method in last:
+                depends = [i for i in by_id if i != item_id]
+            elif method.phone_type == "mobile":  # alternateMobile needs mobile: delete it first
+                depends = [i for i, m in by_id.items() if m.phone_type == "alternateMobile"]
+            items.append(BatchItem(id=item_id, method="DELETE", url=method.path(user_id), depends_on=depends))
+            previous.append(item_id)
+        verify = len(items) < MAX_BATCH
+        if verify:
+            path = f"/users/{segment(user_id)}/authentication/methods"
+            items.append(BatchItem(id="verify", method="GET", url=path, depends_on=list(by_id)))
+        results: dict = {}
         for chunk in chunks(items):
-            results = await run_batch(self._caller, chunk)
-            for item_id, result in results.items():
-                method = by_id[item_id]
-                if result.ok or result.status == 404:  # 404: already gone (a redelivery)
-                    continue
-                error = (result.body or {}).get("error", {}) if isinstance(result.body, dict) else {}
-                report.failures[method.id] = f"{result.status} {error.get('code', '')}: {error.get('message', '')}"
-                if result.status == 400:
-                    refused.append(method)
-        return refused
+            results.update(await run_batch(self._caller, chunk))
+        if "revoke" in results:
+            if not results["revoke"].ok:
+                raise batch_error(results["revoke"], "POST", "revokeSignInSessions")
+            report.revoked = True
+        for item_id, method in by_id.items():
+            result = results.get(item_id)
+            if result is None or result.ok or result.status == 404:  # 404: already gone (a redelivery)
+                continue
+            error = (result.body or {}).get("error", {}) if isinstance(result.body, dict) else {}
+            report.failures[method.id] = f"{result.status} {error.get('code', '')}: {error.get('message', '')}"
+        verified = results.get("verify")
+        if not verify or verified is None or not verified.ok:
+            return None
+        listed = [parse_method(item) for item in (verified.body or {}).get("value", [])]
+        return listed + [m for m in methods if m.beta]

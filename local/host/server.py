@@ -68,6 +68,8 @@ class DevHost:
         self._runner: web.AppRunner | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
+        self._poller_tasks: list[asyncio.Task] = []
+        self._poll_stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -131,8 +133,9 @@ class DevHost:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
+        self._poll_stop = asyncio.Event()
         if self.run_queues:
-            self._tasks += [asyncio.create_task(p.run(self._stop)) for p in self.pollers]
+            self._poller_tasks = [asyncio.create_task(p.run(self._poll_stop)) for p in self.pollers]
         if self.run_timers:
             self._tasks += [asyncio.create_task(run_timer(s, self._stop)) for s in self.timers]
         log.info("Functions:")
@@ -144,7 +147,22 @@ class DevHost:
             else:
                 log.info("  %s: %s %s", s.name, s.trigger, resolve(s.queue_name or s.schedule or ""))
 
+    def stop_pollers(self) -> None:
+        """Stop taking queue messages (benches drive the worker by hand after this)."""
+        if self.loop is not None and self._poll_stop is not None:
+            self.call(self._stop_pollers())
+
+    async def _stop_pollers(self) -> None:
+        assert self._poll_stop is not None
+        self._poll_stop.set()
+        for task in self._poller_tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+        self._poller_tasks = []
+
     async def stop_async(self) -> None:
+        if self._poll_stop is not None:
+            await self._stop_pollers()
         if self._stop is not None:
             self._stop.set()
         for task in self._tasks:

@@ -127,9 +127,21 @@ def _throttled(request: web.Request, seconds: float) -> web.Response:
     )
 
 
+async def _latency(ctl: Controls, request: web.Request) -> None:
+    for rule in ctl.latency:
+        if re.search(rule.get("pattern", ""), request.path):
+            delay = rule.get("fixedMs", 0) + ctl.rng.uniform(0, rule.get("jitterMs", 0))
+            await asyncio.sleep(delay / 1000)
+
+
 @web.middleware
 async def graph_pipeline(request: web.Request, handler):
-    if not request.path.startswith(GRAPH_PREFIXES) or request.path.endswith("/$batch"):
+    if not request.path.startswith(GRAPH_PREFIXES):
+        return await handler(request)
+    if request.path.endswith("/$batch"):
+        # Latency models the network: a batch pays it once; its items (loopback sub-requests) do not, but each
+        # item is faulted and throttled on its own below, as Graph does.
+        await _latency(controls(request.app[STATE]), request)
         return await handler(request)
     state: TenantState = request.app[STATE]
     ctl = controls(state)
@@ -138,10 +150,8 @@ async def graph_pipeline(request: web.Request, handler):
     entry = {"method": request.method, "path": request.path, "appid": app, "at": state.now().isoformat()}
     ctl.requests.append(entry)
     del ctl.requests[:-500]
-    for rule in ctl.latency:
-        if re.search(rule.get("pattern", ""), request.path):
-            delay = rule.get("fixedMs", 0) + ctl.rng.uniform(0, rule.get("jitterMs", 0))
-            await asyncio.sleep(delay / 1000)
+    if not request.headers.get("X-Local-Batch-Item"):
+        await _latency(ctl, request)
     for fault in ctl.faults:
         if not fault.matches(request):
             continue
