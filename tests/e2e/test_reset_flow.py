@@ -120,3 +120,20 @@ def test_a_callout_that_disagrees_with_graph_fails_loudly_and_changes_nothing(st
     failed = [row for row in trail if row["Event"] == "failed"]
     assert "disagrees with Graph about the target" in failed[0]["Detail"]
     assert len(stack.tenant.state.users[F.U["lena"]]["methods"]) > 1
+
+
+def test_a_missing_graph_permission_is_a_permanent_failure_that_is_audited_and_alerted(stack: Stack, monkeypatch):
+    from extensions import container as product_container
+    from extensions.settings import get_settings
+
+    monkeypatch.setenv("MANAGED_IDENTITY_CLIENT_ID", F.APP["limited"][0])  # holds User.Read.All only
+    get_settings.cache_clear()
+    product_container.use_container(None)
+    request_id = stack.em.submit(F.U["megan"], F.U["tom"])
+    stack.em.wait_stage_status(request_id, "assignmentRequestCreated", {"waitingForCallback"})
+    wait_until(lambda: product_container._container is not None, "the worker to build its container")
+    container = product_container._container
+    wait_until(lambda: any(e.kind == "failure" for e in container.notifier.events), "the failure alert")
+    trail = stack.host.call(container.resets.audit_trail(request_id))
+    assert "Authorization_RequestDenied" in next(row for row in trail if row["Event"] == "failed")["Detail"]
+    assert len(stack.tenant.state.users[F.U["tom"]]["methods"]) > 5
