@@ -1,169 +1,223 @@
 """Entitlement Management routes: Graph v1.0 assignmentRequests/assignments and the EM control API.
 
-Graph (each needs EntitlementManagement.Read.All or .ReadWrite.All for reads, .ReadWrite.All for writes):
-- GET  /identityGovernance/entitlementManagement/assignmentRequests[/{id}]  ($expand, $filter on state)
+Graph (application permissions; reads take EntitlementManagement.Read.All or .ReadWrite.All, writes .ReadWrite.All):
+- GET  /identityGovernance/entitlementManagement/assignmentRequests/{id}  ($expand, $select)
   https://learn.microsoft.com/graph/api/accesspackageassignmentrequest-get
+- GET  /identityGovernance/entitlementManagement/assignmentRequests  ($filter, $expand, $select, $top paging)
+  https://learn.microsoft.com/graph/api/entitlementmanagement-list-assignmentrequests
+- POST /identityGovernance/entitlementManagement/assignmentRequests  (adminAdd, adminRemove) → 201
+  https://learn.microsoft.com/graph/api/entitlementmanagement-post-assignmentrequests
 - POST /identityGovernance/entitlementManagement/assignmentRequests/{id}/resume → 204
   https://learn.microsoft.com/graph/api/accesspackageassignmentrequest-resume
-- POST /identityGovernance/entitlementManagement/assignmentRequests (adminAdd, adminRemove) → 201
-  https://learn.microsoft.com/graph/api/entitlementmanagement-post-assignmentrequests
-- GET  /identityGovernance/entitlementManagement/assignments[/{id}]  ($expand=target, $filter on target/objectId)
+- GET  /identityGovernance/entitlementManagement/assignments[/{id}]  ($filter, $expand, $select)
   https://learn.microsoft.com/graph/api/entitlementmanagement-list-assignments
+Each is served under /v1.0 and /beta (same paths; beta's older accessPackageAssignmentRequests paths are not).
 
-Control API (no auth, loopback only):
-| POST /_control/em/requests {requestorId, targetId, accessPackageId, requestType?, justification?, answers?} | submit |
-| GET  /_control/em/requests/{id} → {request, callouts: [{stage, instance id, status, ...}], assignment} |
-| POST /_control/em/requests/{id}/approve {approverId, justification?} / .../deny                          | decide |
-| POST /_control/em/extensions/url {url}   | point every custom extension at url                             |
-| POST /_control/em/extensions {extension} | register an extension and send the connection test              |
-| POST /_control/em/relay {appId|null}     | sign callouts as a relay identity (or EM again)                 |
-| POST /_control/em/tick                   | evaluate callback timeouts and expiry with the tenant clock     |
-| GET  /_control/em/callouts               | every callout attempt sent, oldest first                        |
+Control API (no auth; the tenant listens on loopback only):
+| POST /_control/em/requests {requestorId, targetId, accessPackageId, requestType?, justification?, answers?} → 201 |
+| GET  /_control/em/requests/{id} → {request, callouts: [{stage, customExtensionStageInstanceId, status, attempts, |
+|      lastHttpStatus, sentBody, ...}], assignment, approvals}                                                    |
+| POST /_control/em/requests/{id}/approve {approverId, justification?}  |  .../deny  (the current approval stage) |
+| POST /_control/em/extensions/url {url}    | point every custom extension at url                               |
+| POST /_control/em/extensions {extension}  | register one; the connection test is sent right after            |
+| POST /_control/em/relay {appId|null}      | sign callouts as a relay identity (or as EM again)                |
+| POST /_control/em/tick                    | callback timeouts, approval deadlines, expiry, with the tenant clock |
+| GET  /_control/em/callouts                | every callout attempt sent, newest last                          |
 """
 
 from __future__ import annotations
 
-import re
-import uuid
+from typing import Any
 
 from aiohttp import web
 
 from .appkeys import STATE
 from .auth import authorize
-from .em_engine import engine
+from .em_engine import Engine, engine
+from .em_shapes import (
+    ASSIGNMENT_FIELDS,
+    ASSIGNMENT_RELATIONS,
+    ASSIGNMENT_TYPE,
+    REQUEST_FIELDS,
+    REQUEST_RELATIONS,
+    REQUEST_TYPE,
+    instance_json,
+    matcher,
+    package_json,
+    parse_expand,
+    policy_json,
+    select,
+    subject,
+)
 from .errors import bad_request
+from .odata import page
 
 BASE = "/identityGovernance/entitlementManagement"
 READ = ("EntitlementManagement.Read.All", "EntitlementManagement.ReadWrite.All")
 WRITE = ("EntitlementManagement.ReadWrite.All",)
 VERSIONS = ("/v1.0", "/beta")
+CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#identityGovernance/entitlementManagement/"
 
 
-def parse_expand(text: str | None) -> dict[str, dict]:
-    """'a,b($expand=c)' → {'a': {}, 'b': {'c': {}}} (names lower-cased; nested $expand only)."""
-    result: dict[str, dict] = {}
-    if not text:
-        return result
-    depth, start, parts = 0, 0, []
-    for i, char in enumerate(text):
-        depth += char == "("
-        depth -= char == ")"
-        if char == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    for part in (p.strip() for p in parts if p.strip()):
-        match = re.match(r"^([A-Za-z]+)(?:\((.*)\))?$", part)
-        if not match:
-            raise bad_request(f"Invalid $expand: {part}")
-        nested = {}
-        for option in (match.group(2) or "").split(";"):
-            if option.strip().lower().startswith("$expand="):
-                nested = parse_expand(option.split("=", 1)[1])
-        result[match.group(1).lower()] = nested
-    return result
-
-
-def _engine(request: web.Request):
+def _engine(request: web.Request) -> Engine:
     return engine(request.app[STATE])
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise bad_request("The request body is not valid JSON.") from None
+
+
+# --- Graph shapes -----------------------------------------------------------------------------------------
+
+
+def request_json(em: Engine, item: dict[str, Any], expand: dict[str, dict]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in item.items() if not k.startswith("_")}
+    out["customExtensionCalloutInstances"] = [instance_json(i) for i in item["customExtensionCalloutInstances"]]
+    if "requestor" in expand:
+        out["requestor"] = subject(em.state, item["_requestorId"]) if item.get("_requestorId") else None
+    if "accessPackage" in expand:
+        out["accessPackage"] = package_json(em.package(item["_packageId"]))
+    if "assignment" in expand:
+        out["assignment"] = assignment_json(em, em.assignments[item["_assignmentId"]], expand["assignment"])
+    return out
+
+
+def assignment_json(em: Engine, item: dict[str, Any], expand: dict[str, dict] | None = None) -> dict[str, Any]:
+    out = {k: v for k, v in item.items() if not k.startswith("_")}
+    expand = expand or {}
+    if "target" in expand:
+        out["target"] = subject(em.state, item["_targetId"])
+    if "accessPackage" in expand:
+        out["accessPackage"] = package_json(em.package(item["_packageId"]))
+    if "assignmentPolicy" in expand:
+        out["assignmentPolicy"] = policy_json(em.policy(item))
+    return out
+
+
+def _request_view(em: Engine, item: dict[str, Any]) -> dict[str, Any]:
+    """What $filter on assignmentRequests may name: its properties, accessPackage/id, requestor/objectId."""
+    return request_json(em, item, {"requestor": {}, "accessPackage": {}, "assignment": {"target": {}}})
+
+
+def _assignment_view(em: Engine, item: dict[str, Any]) -> dict[str, Any]:
+    return assignment_json(em, item, {"target": {}, "accessPackage": {}, "assignmentPolicy": {}})
+
+
+# --- Graph handlers ---------------------------------------------------------------------------------------
 
 
 async def get_request(request: web.Request) -> web.Response:
     authorize(request, READ)
     em = _engine(request)
     found = em.request(request.match_info["id"])
-    body = em.request_json(found, parse_expand(request.query.get("$expand")))
-    body["@odata.context"] = f"https://graph.microsoft.com/v1.0/$metadata#{BASE[1:]}/assignmentRequests/$entity"
-    return web.json_response(body)
+    expand = parse_expand(request.query.get("$expand"), REQUEST_RELATIONS, REQUEST_TYPE)
+    body = request_json(em, found, expand)
+    body = select(body, request.query.get("$select"), REQUEST_FIELDS, REQUEST_RELATIONS, REQUEST_TYPE)
+    return web.json_response({"@odata.context": CONTEXT + "assignmentRequests/$entity", **body})
 
 
 async def list_requests(request: web.Request) -> web.Response:
+    """$filter examples in the docs: state eq, accessPackage/id eq, requestor/objectId eq (joined with and/or)."""
     authorize(request, READ)
     em = _engine(request)
-    expand = parse_expand(request.query.get("$expand"))
-    items = list(em.requests.values())
-    text = request.query.get("$filter")
-    if text:
-        match = re.fullmatch(r"\s*state\s+eq\s+'(\w+)'\s*", text)
-        if not match:
-            raise bad_request("Only $filter=state eq '<state>' is supported here.")
-        items = [r for r in items if r["state"] == match.group(1)]
-    return web.json_response(
-        {
-            "@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#{BASE[1:]}/assignmentRequests",
-            "value": [em.request_json(r, expand) for r in items],
-        }
-    )
+    expand = parse_expand(request.query.get("$expand"), REQUEST_RELATIONS, REQUEST_TYPE)
+    test = matcher(request.query.get("$filter"))
+    items = [r for r in em.requests.values() if test is None or test(_request_view(em, r))]
+    fields = request.query.get("$select")
+    values = [
+        select(request_json(em, r, expand), fields, REQUEST_FIELDS, REQUEST_RELATIONS, REQUEST_TYPE) for r in items
+    ]
+    return page(request, values, CONTEXT + "assignmentRequests")
 
 
 async def resume(request: web.Request) -> web.Response:
     authorize(request, WRITE)
-    try:
-        payload = await request.json()
-    except ValueError:
-        raise bad_request("The body is not valid JSON.") from None
-    _engine(request).resume(request.match_info["id"], payload)
+    _engine(request).resume(request.match_info["id"], await _json(request))
     return web.Response(status=204)
 
 
+def _target_of(assignment: dict[str, Any]) -> str | None:
+    target = assignment.get("target") or {}
+    return assignment.get("targetId") or assignment.get("specificAllowedTargetId") or target.get("objectId")
+
+
 async def create_request(request: web.Request) -> web.Response:
-    authorize(request, WRITE)
+    """An application may create adminAdd and adminRemove requests (userAdd/userUpdate need a signed-in user)."""
+    claims = authorize(request, WRITE)
     em = _engine(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("The body is not valid JSON.") from None
-    kind = body.get("requestType")
-    if kind == "adminRemove":
-        assignment_id = (body.get("assignment") or {}).get("id")
-        if not assignment_id:
-            raise bad_request("adminRemove needs assignment.id.")
-        created = em.remove(assignment_id, "adminRemove", body.get("justification") or "")
-    elif kind == "adminAdd":
-        assignment = body.get("assignment") or {}
-        for field in ("accessPackageId", "assignmentPolicyId", "targetId"):
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be an accessPackageAssignmentRequest object.")
+    kind = str(body.get("requestType") or "").lower()  # the docs' own examples write AdminAdd and UserAdd
+    # Older examples name the navigation accessPackageAssignment; v1.0's property is assignment.
+    assignment = body.get("assignment") or body.get("accessPackageAssignment") or {}
+    if kind == "adminremove":
+        if not assignment.get("id"):
+            raise bad_request("An adminRemove request needs assignment.id.")
+        created = em.remove(assignment["id"], "adminRemove", body.get("justification") or "", claims.get("oid"))
+    elif kind == "adminadd":
+        for field in ("accessPackageId", "assignmentPolicyId"):
             if not assignment.get(field):
-                raise bad_request(f"adminAdd needs assignment.{field}.")
+                raise bad_request(f"An adminAdd request needs assignment.{field}.")
+        target = _target_of(assignment)
+        if not target:
+            raise bad_request("An adminAdd request needs assignment.targetId (or target.objectId).")
         created = em.submit(
-            request.app[STATE].tenant.get("functionAppIdentity", ""),
-            assignment["targetId"],
+            claims.get("oid", ""),
+            target,
             assignment["accessPackageId"],
             "adminAdd",
             body.get("justification") or "",
+            body.get("answers"),
+            policy_id=assignment["assignmentPolicyId"],
         )
+    elif kind in ("useradd", "userupdate", "userremove", "onbehalfadd"):
+        raise bad_request(f"requestType {body.get('requestType')} needs a signed-in user; applications use adminAdd.")
     else:
-        raise bad_request("requestType must be adminAdd or adminRemove for an application.")
-    return web.json_response(em.request_json(created, {}), status=201)
+        raise bad_request("requestType must be adminAdd or adminRemove.")
+    return web.json_response(
+        {"@odata.context": CONTEXT + "assignmentRequests/$entity", **request_json(em, created, {})}, status=201
+    )
 
 
 async def list_assignments(request: web.Request) -> web.Response:
+    """$filter examples in the docs: state eq 'Delivered', target/objectid eq, accessPackage/id eq, with and."""
     authorize(request, READ)
     em = _engine(request)
-    expand = parse_expand(request.query.get("$expand"))
-    items = list(em.assignments.values())
-    text = request.query.get("$filter")
-    if text:
-        match = re.fullmatch(r"\s*target/objectId\s+eq\s+'([0-9a-fA-F-]{36})'\s*", text)
-        if not match:
-            raise bad_request("Only $filter=target/objectId eq '<id>' is supported here.")
-        items = [a for a in items if a["_targetId"] == match.group(1)]
-    return web.json_response({"value": [em.assignment_json(a, expand) for a in items]})
+    expand = parse_expand(request.query.get("$expand"), ASSIGNMENT_RELATIONS, ASSIGNMENT_TYPE)
+    test = matcher(request.query.get("$filter"))
+    items = [a for a in em.assignments.values() if test is None or test(_assignment_view(em, a))]
+    fields = request.query.get("$select")
+    values = [
+        select(assignment_json(em, a, expand), fields, ASSIGNMENT_FIELDS, ASSIGNMENT_RELATIONS, ASSIGNMENT_TYPE)
+        for a in items
+    ]
+    return page(request, values, CONTEXT + "assignments")
 
 
 async def get_assignment(request: web.Request) -> web.Response:
     authorize(request, READ)
     em = _engine(request)
-    found = em.assignments.get(request.match_info["id"])
-    if found is None:
-        raise bad_request("No such assignment.")
-    return web.json_response(em.assignment_json(found, parse_expand(request.query.get("$expand"))))
+    found = em.assignment(request.match_info["id"])
+    expand = parse_expand(request.query.get("$expand"), ASSIGNMENT_RELATIONS, ASSIGNMENT_TYPE)
+    body = select(
+        assignment_json(em, found, expand),
+        request.query.get("$select"),
+        ASSIGNMENT_FIELDS,
+        ASSIGNMENT_RELATIONS,
+        ASSIGNMENT_TYPE,
+    )
+    return web.json_response({"@odata.context": CONTEXT + "assignments/$entity", **body})
 
 
-# --- control ------------------------------------------------------------------------------------------
+# --- control ------------------------------------------------------------------------------------------------
 
 
 async def control_submit(request: web.Request) -> web.Response:
-    body = await request.json()
+    body = await _json(request)
     for field in ("requestorId", "targetId", "accessPackageId"):
         if not body.get(field):
             raise bad_request(f"{field} is required")
@@ -176,66 +230,64 @@ async def control_submit(request: web.Request) -> web.Response:
         body.get("justification") or "",
         body.get("answers"),
     )
-    return web.json_response(em.request_json(created, {}), status=201)
+    return web.json_response(request_json(em, created, {}), status=201)
+
+
+def _callout_view(instance: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "stage": instance["_stage"],
+        "customExtensionStageInstanceId": instance["id"],
+        "customExtensionId": instance["customExtensionId"],
+        "status": instance["status"],
+        "detail": instance.get("detail"),
+        "externalCorrelationId": instance.get("externalCorrelationId"),
+        "attempts": instance["_attempts"],
+        "lastHttpStatus": instance["_lastHttpStatus"],
+        "sentBody": instance.get("_sentBody"),
+    }
 
 
 async def control_state(request: web.Request) -> web.Response:
     em = _engine(request)
     found = em.request(request.match_info["id"])
-    callouts = [
-        {
-            "stage": i.get("_stage"),
-            "customExtensionStageInstanceId": i["id"],
-            "customExtensionId": i.get("customExtensionId"),
-            "status": i["status"],
-            "detail": i.get("detail"),
-            "attempts": i.get("_attempts"),
-            "lastHttpStatus": i.get("_lastHttpStatus"),
-            "sentBody": i.get("_sentBody"),
-        }
-        for i in found["customExtensionCalloutInstances"]
-    ]
     return web.json_response(
         {
-            "request": em.request_json(found, {}),
-            "callouts": callouts,
+            "request": request_json(em, found, {}),
+            "callouts": [_callout_view(i) for i in found["customExtensionCalloutInstances"]],
+            "assignment": assignment_json(em, em.assignments[found["_assignmentId"]], {"target": {}}),
             "approvals": found["_approvals"],
-            "assignment": em.assignment_json(em.assignments[found["_assignmentId"]], {"target": {}}),
         }
     )
 
 
 async def control_decide(request: web.Request) -> web.Response:
-    body = await request.json() if request.can_read_body else {}
+    body = await _json(request) if request.can_read_body else {}
     if not body.get("approverId"):
         raise bad_request("approverId is required")
     em = _engine(request)
     decide = em.approve if request.match_info["decision"] == "approve" else em.deny
     decided = decide(request.match_info["id"], body["approverId"], body.get("justification") or "")
-    return web.json_response(em.request_json(decided, {}))
+    return web.json_response(request_json(em, decided, {}))
 
 
 async def control_extension_url(request: web.Request) -> web.Response:
-    url = (await request.json()).get("url")
+    url = (await _json(request)).get("url")
     if not url:
         raise bad_request("url is required")
     for extension in _engine(request).extensions.values():
-        extension["endpointConfiguration"]["url"] = url
+        extension.setdefault("endpointConfiguration", {})["url"] = url
     return web.json_response({"url": url})
 
 
 async def control_register_extension(request: web.Request) -> web.Response:
-    em = _engine(request)
-    extension = await request.json()
-    extension.setdefault("id", str(uuid.uuid4()))
-    em.extensions[extension["id"]] = extension
-    ok = await em.connection_test(extension)
-    return web.json_response({"id": extension["id"], "connectionTest": "succeeded" if ok else "failed"}, status=201)
+    extension = _engine(request).register_extension(await _json(request))
+    return web.json_response(extension, status=201)
 
 
 async def control_relay(request: web.Request) -> web.Response:
-    _engine(request).relay_app_id = (await request.json()).get("appId")
-    return web.json_response({"appId": _engine(request).relay_app_id})
+    em = _engine(request)
+    em.relay_app_id = (await _json(request)).get("appId")
+    return web.json_response({"appId": em.relay_app_id})
 
 
 async def control_tick(request: web.Request) -> web.Response:

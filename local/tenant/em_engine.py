@@ -1,32 +1,32 @@
-"""The Entitlement Management engine of the local tenant: request lifecycle, approvals, delivery, removal and
-signed custom-extension callouts with their instance statuses.
+"""The Entitlement Management engine of the local tenant: request lifecycle, approvals, delivery, removal,
+custom-extension stages with their callout instances, resume, timeouts and expiry.
 
 Documentation followed:
-- Request states and types: https://learn.microsoft.com/graph/api/resources/accesspackageassignmentrequest
-- Custom extension stages, launch-and-wait vs launch-and-continue, callout timeout/retries:
-  https://learn.microsoft.com/entra/id-governance/entitlement-management-logic-apps-integration and
-  https://learn.microsoft.com/graph/api/resources/customextensionclientconfiguration (200–2,000 ms, 0 or 1 retry)
+- Request types and states: https://learn.microsoft.com/graph/api/resources/accesspackageassignmentrequest
+- Stages, launch and wait vs launch and continue, "resume ... whose requestStatus is WaitingForCallback", a wait
+  that gets no resume in time is a failure, deny only at "request is created" / "request is approved":
+  https://learn.microsoft.com/entra/id-governance/entitlement-management-logic-apps-integration
+- Resume body and 204: https://learn.microsoft.com/graph/api/accesspackageassignmentrequest-resume
+- Callback data (state Denied/Canceled): https://learn.microsoft.com/graph/api/resources/accesspackageassignmentrequestcallbackdata
 - Callout instance statuses: https://learn.microsoft.com/graph/api/resources/customextensioncalloutinstance
-- Callout body: the flat PascalCase Logic App trigger schema EM generates, whose fields match
-  https://learn.microsoft.com/graph/api/resources/accesspackageassignmentrequestcalloutdata
-Where the documentation is silent (exact failure states after a failed or timed-out callout) the choice is
-commented at the spot.
+- Approval stages and approvers: https://learn.microsoft.com/graph/api/resources/accesspackageassignmentapprovalsettings
+- Removal through adminRemove: https://learn.microsoft.com/graph/api/entitlementmanagement-post-assignmentrequests
+Where these are silent (the state a failed request ends in, error bodies of resume) the choice is commented.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Coroutine
+from datetime import datetime
 from typing import Any
 
-import aiohttp
-
-from .auth import issue_token
+from . import em_callouts as callouts
+from .em_shapes import iso_duration, stamp
 from .errors import GraphError, bad_request, not_found
-from .state import EM_APP_ID, TenantState
+from .state import TenantState
 
 log = logging.getLogger("local.tenant.em")
 
@@ -34,24 +34,14 @@ CREATED = "assignmentRequestCreated"
 APPROVED = "assignmentRequestApproved"
 GRANTED = "assignmentRequestGranted"
 REMOVED = "assignmentRequestRemoved"
-CONNECTION_TEST = "CustomExtensionConnectionTest"
-_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-
-
-def iso_duration(value: str | None) -> timedelta:
-    match = _DURATION.match(value or "")
-    if not match or not value or value in ("P", "PT"):
-        raise ValueError(f"not an ISO 8601 duration: {value!r}")
-    days, hours, minutes, seconds = (int(x or 0) for x in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+RESUMABLE = (CREATED, APPROVED, GRANTED, REMOVED)
+CALLBACK_DATA = "microsoft.graph.accessPackageAssignmentRequestCallbackData"
+STAGE_TYPE = "microsoft.graph.accessPackageCustomExtensionStage."
+WAITING = "WaitingForCallback"
 
 
 class Engine:
-    """One per tenant. Lives in state.extras["em"]; all methods run on the tenant's event loop."""
+    """One per tenant, in state.extras["em"]; every method runs on the tenant's event loop."""
 
     def __init__(self, state: TenantState):
         self.state = state
@@ -61,39 +51,62 @@ class Engine:
         self.extensions = {e["id"]: e for e in em.get("customExtensions", [])}
         self.requests: dict[str, dict[str, Any]] = {r["id"]: r for r in em.get("assignmentRequests", [])}
         self.assignments: dict[str, dict[str, Any]] = {a["id"]: a for a in em.get("assignments", [])}
-        self.sent: list[dict[str, Any]] = []  # every callout attempt, for tests and the control API
-        self.relay_app_id: str | None = None  # sign callouts as a relay identity instead of EM's app
+        self.sent: list[dict[str, Any]] = []  # every callout attempt, oldest first
+        self.relay_app_id: str | None = None  # sign callouts as this identity instead of EM's app
         self.tasks: set[asyncio.Task] = set()
 
     # --- lookups ----------------------------------------------------------------------------------------
     def package(self, package_id: str) -> dict[str, Any]:
         if package_id not in self.packages:
-            raise not_found(f"Access package '{package_id}' was not found.")
+            raise not_found(f"Access package '{package_id}' was not found.", code="ResourceNotFound")
         return self.packages[package_id]
 
     def request(self, request_id: str) -> dict[str, Any]:
         if request_id not in self.requests:
-            raise not_found(f"Request '{request_id}' was not found.", code="ResourceNotFound")
+            raise not_found(f"Access package assignment request '{request_id}' was not found.", "ResourceNotFound")
         return self.requests[request_id]
 
-    def policy(self, request: dict[str, Any]) -> dict[str, Any]:
-        package = self.package(request["_packageId"])
-        return next(p for p in package["assignmentPolicies"] if p["id"] == request["_policyId"])
+    def assignment(self, assignment_id: str) -> dict[str, Any]:
+        if assignment_id not in self.assignments:
+            raise not_found(f"Access package assignment '{assignment_id}' was not found.", "ResourceNotFound")
+        return self.assignments[assignment_id]
 
-    def subject(self, user_id: str) -> dict[str, Any]:
-        """An accessPackageSubject as Graph returns it for requestor and target."""
-        user = self.state.users.get(user_id, {})
-        return {
-            "id": f"subject-{user_id}",
-            "objectId": user_id,
-            "displayName": user.get("displayName"),
-            "email": user.get("mail"),
-            "principalName": user.get("userPrincipalName"),
-            "subjectType": "user",
-            "onPremisesSecurityIdentifier": None,
+    def policy(self, item: dict[str, Any]) -> dict[str, Any]:
+        package = self.package(item["_packageId"])
+        return next(p for p in package["assignmentPolicies"] if p["id"] == item["_policyId"])
+
+    def spawn(self, coro: Coroutine) -> None:
+        """Run after the current call returns, as EM processes requests in the background."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _new_request(self, request_type: str, assignment: dict, requestor_id: str | None, justification: str, answers):
+        now = self.state.now()
+        request = {
+            "id": str(uuid.uuid4()),
+            "requestType": request_type,
+            "state": "submitted",
+            "status": "Accepted",
+            "createdDateTime": stamp(now),
+            "completedDateTime": None,
+            "justification": justification or None,
+            "answers": answers or [],
+            "schedule": {"startDateTime": stamp(now), "recurrence": None, "expiration": {"type": "notSpecified"}},
+            "customExtensionCalloutInstances": [],
+            "_requestorId": requestor_id,
+            "_targetId": assignment["_targetId"],
+            "_packageId": assignment["_packageId"],
+            "_policyId": assignment["_policyId"],
+            "_assignmentId": assignment["id"],
+            "_approvalStage": 0,
+            "_stageStartedAt": now,
+            "_approvals": [],
         }
+        self.requests[request["id"]] = request
+        return request
 
-    # --- lifecycle --------------------------------------------------------------------------------------
+    # --- add: created → approvals → approved → delivered → granted ----------------------------------------
     def submit(
         self,
         requestor_id: str,
@@ -102,95 +115,80 @@ class Engine:
         request_type: str | None = None,
         justification: str = "",
         answers: list | None = None,
+        policy_id: str | None = None,
     ) -> dict[str, Any]:
-        self.state.user(requestor_id)
+        kind = request_type or ("userAdd" if requestor_id == target_id else "onBehalfAdd")
+        if kind != "adminAdd":  # an admin request may come from an application's service principal
+            self.state.user(requestor_id)
         target = self.state.user(target_id)
         package = self.package(package_id)
-        policy = package["assignmentPolicies"][0]
-        if policy.get("allowedTargetScope") == "allMemberUsers" and target.get("userType") != "Member":
-            raise bad_request("The target is not in the policy's allowed target scope.")
-        now = self.state.now()
-        assignment_id = str(uuid.uuid4())
-        self.assignments[assignment_id] = {
-            "id": assignment_id,
+        policies = package["assignmentPolicies"]
+        policy = next((p for p in policies if p["id"] == policy_id), None) if policy_id else policies[0]
+        if policy is None:
+            raise bad_request(f"Policy '{policy_id}' does not belong to access package '{package_id}'.")
+        if policy.get("allowedTargetScope") == "allMemberUsers" and target.get("userType", "Member") != "Member":
+            raise bad_request("The target is not in the scope of users the policy allows (allMemberUsers).")
+        assignment = {
+            "id": str(uuid.uuid4()),
             "state": "delivering",
             "status": "PendingApproval",
             "expiredDateTime": None,
-            "schedule": {"startDateTime": stamp(now)},
-            "_targetId": target_id,
-            "_packageId": package_id,
-            "_policyId": policy["id"],
-        }
-        request = {
-            "id": str(uuid.uuid4()),
-            "requestType": request_type or ("userAdd" if requestor_id == target_id else "onBehalfAdd"),
-            "state": "submitted",
-            "status": "Accepted",
-            "createdDateTime": stamp(now),
-            "completedDateTime": None,
-            "justification": justification,
-            "answers": answers or [],
-            "schedule": {"startDateTime": stamp(now)},
+            "schedule": {"startDateTime": stamp(self.state.now()), "recurrence": None, "expiration": None},
             "customExtensionCalloutInstances": [],
-            "_requestorId": requestor_id,
             "_targetId": target_id,
             "_packageId": package_id,
             "_policyId": policy["id"],
-            "_assignmentId": assignment_id,
-            "_approvalStage": 0,
-            "_approvals": [],
         }
-        self.requests[request["id"]] = request
+        self.assignments[assignment["id"]] = assignment
+        request = self._new_request(kind, assignment, requestor_id, justification, answers)
         self.spawn(self.run_stage(request, CREATED))
         return request
 
-    def spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
     async def run_stage(self, request: dict[str, Any], stage: str) -> None:
-        """Call the stage's extension if the policy has one; continue unless it waits for a callback."""
-        setting = self.stage_setting(request, stage)
-        if setting is None:
-            await self.after(request, stage)
+        """Call the stage's custom extension if the policy has one; go on unless it waits for a resume."""
+        setting = next(
+            (s for s in self.policy(request).get("customExtensionStageSettings") or [] if s.get("stage") == stage),
+            None,
+        )
+        extension = self.extensions.get(((setting or {}).get("customExtension") or {}).get("id", ""))
+        if extension is None:
+            await self.advance(request, stage)
             return
-        extension = self.extensions[setting["customExtension"]["id"]]
-        waits = bool(extension.get("callbackConfiguration"))
-        ok = await self.call_out(request, stage, extension)
-        if not ok:
+        waits = callouts.waits_for_callback(extension)
+        instance = await self.call_out(request, stage, extension)
+        if instance["status"] == "calloutFailed":
             if waits:
-                # Docs: a launch-and-wait callout that fails fails the request; the exact state is undocumented.
+                # A launch-and-wait stage that cannot reach its extension fails the request (docs: "considered
+                # a failure"; the resulting state is undocumented, we use deliveryFailed).
                 self.fail(request, "CustomExtensionCalloutFailed")
-            else:
-                await self.after(request, stage)
+                return
+            await self.advance(request, stage)  # launch and continue: EM goes on regardless
             return
-        if not waits:
-            await self.after(request, stage)
+        if waits:
+            instance["status"] = "waitingForCallback"
+            instance["_deadline"] = self.state.now() + iso_duration(callouts.callback_duration(extension))
+            request["_statusBeforeWait"] = request["status"]
+            request["status"] = WAITING  # the resume doc: requestStatus is WaitingForCallback
+            return
+        await self.advance(request, stage)
 
-    def stage_setting(self, request: dict[str, Any], stage: str) -> dict[str, Any] | None:
-        for setting in self.policy(request).get("customExtensionStageSettings", []):
-            if setting.get("stage") == stage:
-                return setting
-        return None
-
-    async def after(self, request: dict[str, Any], stage: str) -> None:
+    async def advance(self, request: dict[str, Any], stage: str) -> None:
         """What EM does once a stage is done."""
         if request["state"] in ("denied", "canceled", "deliveryFailed"):
             return
         if stage == CREATED:
             approval = self.policy(request).get("requestApprovalSettings") or {}
-            if approval.get("isApprovalRequiredForAdd") and approval.get("stages"):
-                request["state"], request["status"] = "pendingApproval", "PendingApproval"
+            needs_approval = approval.get("isApprovalRequiredForAdd") and approval.get("stages")
+            if needs_approval and request["requestType"] != "adminAdd":  # admin direct assignments skip approval
+                request.update(state="pendingApproval", status="PendingApproval", _stageStartedAt=self.state.now())
                 return
+            request.update(state="delivering", status="Approved")
             await self.run_stage(request, APPROVED)
         elif stage == APPROVED:
             await self.deliver(request)
-        elif stage == GRANTED:
-            return
 
     async def deliver(self, request: dict[str, Any]) -> None:
-        request["state"], request["status"] = "delivering", "Delivering"
+        request.update(state="delivering", status="Delivering")
         assignment = self.assignments[request["_assignmentId"]]
         group_id = self.package(request["_packageId"]).get("resourceGroupId")
         if group_id:
@@ -199,58 +197,65 @@ class Engine:
                 members.append(request["_targetId"])
         now = self.state.now()
         assignment.update(state="delivered", status="Delivered")
-        expiration = self.policy(request).get("expiration") or {}
-        if expiration.get("type") == "afterDuration" and expiration.get("duration"):
-            ends = now + iso_duration(expiration["duration"])
+        ends = self._expiry(request, now)
+        if ends is not None:
             assignment["schedule"]["expiration"] = {"type": "afterDateTime", "endDateTime": stamp(ends)}
             assignment["_expiresAt"] = ends
         request.update(state="delivered", status="Delivered", completedDateTime=stamp(now))
         await self.run_stage(request, GRANTED)
 
-    def approve(self, request_id: str, approver_id: str, justification: str = "") -> dict[str, Any]:
-        request = self.request(request_id)
+    def _expiry(self, request: dict[str, Any], now: datetime) -> datetime | None:
+        expiration = self.policy(request).get("expiration") or {}
+        if expiration.get("type") == "afterDuration" and expiration.get("duration"):
+            return now + iso_duration(expiration["duration"])
+        if expiration.get("type") == "afterDateTime" and expiration.get("endDateTime"):
+            return datetime.fromisoformat(expiration["endDateTime"].replace("Z", "+00:00"))
+        return None
+
+    # --- approvals ----------------------------------------------------------------------------------------
+    def _approval_stage(self, request: dict[str, Any], approver_id: str) -> tuple[list, int]:
         if request["state"] != "pendingApproval":
-            raise bad_request(f"The request is {request['state']}, not pending approval.")
+            raise bad_request(f"The request is {request['state']}, not pendingApproval.")
         stages = self.policy(request)["requestApprovalSettings"]["stages"]
         index = request["_approvalStage"]
         if not self.may_approve(request, stages[index], approver_id):
-            raise GraphError(403, "Forbidden", "The approver is not an approver of this stage.")
-        request["_approvals"].append(
-            {
-                "stage": index + 1,
-                "approverId": approver_id,
-                "decision": "Approve",
-                "justification": justification,
-                "at": stamp(self.state.now()),
-            }
-        )
+            raise GraphError(403, "Forbidden", f"'{approver_id}' is not an approver of approval stage {index + 1}.")
+        return stages, index
+
+    def approve(self, request_id: str, approver_id: str, justification: str = "") -> dict[str, Any]:
+        request = self.request(request_id)
+        stages, index = self._approval_stage(request, approver_id)
+        self._record(request, index, approver_id, "Approve", justification)
         request["_approvalStage"] = index + 1
+        request["_stageStartedAt"] = self.state.now()
         if index + 1 >= len(stages):
-            request["state"], request["status"] = "delivering", "Approved"
+            request.update(state="delivering", status="Approved")
             self.spawn(self.run_stage(request, APPROVED))
         return request
 
     def deny(self, request_id: str, approver_id: str, justification: str = "") -> dict[str, Any]:
         request = self.request(request_id)
-        if request["state"] != "pendingApproval":
-            raise bad_request(f"The request is {request['state']}, not pending approval.")
-        stages = self.policy(request)["requestApprovalSettings"]["stages"]
-        if not self.may_approve(request, stages[request["_approvalStage"]], approver_id):
-            raise GraphError(403, "Forbidden", "The approver is not an approver of this stage.")
-        request["_approvals"].append(
-            {
-                "stage": request["_approvalStage"] + 1,
-                "approverId": approver_id,
-                "decision": "Deny",
-                "justification": justification,
-            }
-        )
+        _, index = self._approval_stage(request, approver_id)
+        self._record(request, index, approver_id, "Deny", justification)
         self.end(request, "denied", "Denied")
         return request
+
+    def _record(self, request: dict, index: int, approver_id: str, decision: str, justification: str) -> None:
+        request["_approvals"].append(
+            {
+                "stage": index + 1,
+                "approverId": approver_id,
+                "decision": decision,
+                "justification": justification,
+                "at": stamp(self.state.now()),
+            }
+        )
 
     def may_approve(self, request: dict[str, Any], stage: dict[str, Any], approver_id: str) -> bool:
         for approver in stage.get("primaryApprovers", []):
             kind = approver.get("@odata.type", "")
+            # requestorManager: the target's manager, the approver this product's package relies on (on-behalf
+            # requests come from that manager; for self-requests target and requestor are the same person).
             if kind.endswith("requestorManager"):
                 if self.state.users.get(request["_targetId"], {}).get("managerId") == approver_id:
                     return True
@@ -261,146 +266,76 @@ class Engine:
                 return True
         return False
 
+    # --- endings ------------------------------------------------------------------------------------------
     def end(self, request: dict[str, Any], state: str, status: str) -> None:
         request.update(state=state, status=status, completedDateTime=stamp(self.state.now()))
+        request.pop("_statusBeforeWait", None)
         assignment = self.assignments.get(request["_assignmentId"])
-        if assignment is not None and assignment["state"] != "delivered":
-            assignment.update(state="expired" if state == "denied" else "deliveryFailed", status=status)
+        if assignment is not None and assignment["state"] == "delivering":
+            assignment.update(state="deliveryFailed" if state == "deliveryFailed" else "expired", status=status)
 
     def fail(self, request: dict[str, Any], status: str) -> None:
-        if request["state"] in ("delivered",):
-            request["status"] = status  # delivered access stays; EM records the failure on the request
+        if request["state"] == "delivered":
+            # Access already granted (granted/removed stages): EM records the failure, the access stays as it is.
+            request["status"] = status
             return
         self.end(request, "deliveryFailed", status)
 
-    def remove(self, assignment_id: str, request_type: str = "adminRemove", justification: str = "") -> dict:
-        assignment = self.assignments.get(assignment_id)
-        if assignment is None:
-            raise not_found(f"Assignment '{assignment_id}' was not found.", code="ResourceNotFound")
-        if assignment["state"] != "delivered":
+    # --- removal ------------------------------------------------------------------------------------------
+    def remove(
+        self, assignment_id: str, request_type: str = "adminRemove", justification: str = "", requestor_id=None
+    ) -> dict[str, Any]:
+        assignment = self.assignment(assignment_id)
+        if assignment["state"] != "delivered" or assignment.get("_removing"):
             raise bad_request(f"The assignment is {assignment['state']} and cannot be removed.")
-        now = self.state.now()
-        removal = {
-            "id": str(uuid.uuid4()),
-            "requestType": request_type,
-            "state": "submitted",
-            "status": "Accepted",
-            "createdDateTime": stamp(now),
-            "completedDateTime": None,
-            "justification": justification,
-            "answers": [],
-            "schedule": {"startDateTime": stamp(now)},
-            "customExtensionCalloutInstances": [],
-            "_requestorId": None,
-            "_targetId": assignment["_targetId"],
-            "_packageId": assignment["_packageId"],
-            "_policyId": assignment["_policyId"],
-            "_assignmentId": assignment_id,
-            "_approvalStage": 0,
-            "_approvals": [],
-        }
-        self.requests[removal["id"]] = removal
+        assignment["_removing"] = True
+        removal = self._new_request(request_type, assignment, requestor_id, justification, [])
+        self.spawn(self._process_removal(removal, assignment))
+        return removal
+
+    async def _process_removal(self, removal: dict[str, Any], assignment: dict[str, Any]) -> None:
+        removal.update(state="delivering", status="Delivering")
         group_id = self.package(assignment["_packageId"]).get("resourceGroupId")
         if group_id:
             members = self.state.group(group_id)["members"]
             if assignment["_targetId"] in members:
                 members.remove(assignment["_targetId"])
+        now = self.state.now()
         assignment.update(state="expired", status="Expired", expiredDateTime=stamp(now))
         removal.update(state="delivered", status="Delivered", completedDateTime=stamp(now))
-        self.spawn(self.run_stage(removal, REMOVED))
-        return removal
+        await self.run_stage(removal, REMOVED)
 
+    # --- time -----------------------------------------------------------------------------------------------
     def tick(self) -> dict[str, int]:
-        """Evaluate callback timeouts and assignment expiry against the tenant clock."""
+        """Evaluate callback timeouts, approval deadlines and assignment expiry against the tenant clock."""
         now = self.state.now()
-        timed_out = expired = 0
+        counts = {"timedOut": 0, "autoDenied": 0, "expired": 0}
         for request in list(self.requests.values()):
             for instance in request["customExtensionCalloutInstances"]:
-                deadline = instance.get("_deadline")
-                if instance["status"] == "waitingForCallback" and deadline and now >= deadline:
-                    instance["status"] = "callbackTimedOut"
-                    timed_out += 1
-                    # Docs: a wait that times out fails the request (state undocumented: deliveryFailed).
-                    self.fail(request, "CustomExtensionCallbackTimedOut")
+                counts["timedOut"] += self._time_out(request, instance, now)
+            if request["state"] == "pendingApproval":
+                stages = self.policy(request)["requestApprovalSettings"]["stages"]
+                limit = stages[request["_approvalStage"]].get("durationBeforeAutomaticDenial")
+                if limit and now >= request["_stageStartedAt"] + iso_duration(limit):
+                    self.end(request, "denied", "Denied")
+                    counts["autoDenied"] += 1
         for assignment in list(self.assignments.values()):
-            if assignment["state"] == "delivered" and assignment.get("_expiresAt") and now >= assignment["_expiresAt"]:
-                self.remove(assignment["id"], "systemRemove", "Assignment expired")
-                expired += 1
-        return {"timedOut": timed_out, "expired": expired}
+            due = assignment.get("_expiresAt")
+            if assignment["state"] == "delivered" and due and now >= due and not assignment.get("_removing"):
+                self.remove(assignment["id"], "systemRemove", "The assignment expired.")
+                counts["expired"] += 1
+        return counts
+
+    def _time_out(self, request: dict[str, Any], instance: dict[str, Any], now: datetime) -> int:
+        if instance["status"] != "waitingForCallback" or now < instance["_deadline"]:
+            return 0
+        instance["status"] = "callbackTimedOut"
+        self.fail(request, "CustomExtensionCallbackTimedOut")  # docs: a wait without resume is a failure
+        return 1
 
     # --- callouts ---------------------------------------------------------------------------------------
-    def callout_body(self, request: dict[str, Any], stage: str, instance_id: str, extension: dict) -> dict:
-        package = self.package(request["_packageId"])
-        catalog = self.catalogs.get(package.get("catalogId"), {})
-        policy = self.policy(request)
-        assignment = self.assignments[request["_assignmentId"]]
-        target = self.subject(request["_targetId"])
-        body = {
-            "AccessPackageAssignmentRequestId": request["id"],
-            "AccessPackageAssignmentId": assignment["id"],
-            "CallbackUriPath": f"/identityGovernance/entitlementManagement/assignmentRequests/{request['id']}/resume",
-            "CustomExtensionStageInstanceId": instance_id,
-            "Stage": stage,
-            "RequestType": request["requestType"],
-            "State": request["state"],
-            "Status": request["status"],
-            "Answers": request.get("answers", []),
-            "AccessPackage": {
-                "Id": package["id"],
-                "DisplayName": package["displayName"],
-                "Description": package.get("description", ""),
-            },
-            "AccessPackageCatalog": {
-                "Id": catalog.get("id"),
-                "DisplayName": catalog.get("displayName"),
-                "Description": catalog.get("description", ""),
-            },
-            "Assignment": {
-                "Id": assignment["id"],
-                "State": assignment["state"],
-                "Status": assignment["status"],
-                "AssignmentPolicy": {"Id": policy["id"], "DisplayName": policy["displayName"]},
-                "Target": {
-                    "Id": target["id"],
-                    "ObjectId": target["objectId"],
-                    "DisplayName": target["displayName"],
-                    "ConnectedOrganization": None,
-                    "Email": target["email"],
-                    "PrincipalName": target["principalName"],
-                },
-            },
-        }
-        if request.get("_requestorId"):
-            requestor = self.subject(request["_requestorId"])
-            body["Requestor"] = {
-                "Id": requestor["id"],
-                "ObjectId": requestor["objectId"],
-                "DisplayName": requestor["displayName"],
-                "Email": requestor["email"],
-                "PrincipalName": requestor["principalName"],
-            }
-        callback = extension.get("callbackConfiguration")
-        if callback:
-            body["CallbackConfiguration"] = {"DurationBeforeTimeout": callback["durationBeforeTimeout"]}
-        return body
-
-    def token_for(self, extension: dict) -> str:
-        audience = (extension.get("authenticationConfiguration") or {}).get("resourceId")
-        app_id = self.relay_app_id or EM_APP_ID
-        app = self.state.applications.get(app_id, {})
-        return issue_token(
-            self.state,
-            {
-                "aud": audience,
-                "appid": app_id,
-                "idtyp": "app",
-                "oid": app.get("servicePrincipalId", app_id),
-                "sub": app.get("servicePrincipalId", app_id),
-            },
-        )
-
-    async def call_out(self, request: dict[str, Any], stage: str, extension: dict) -> bool:
-        instance = {
+    async def call_out(self, request: dict[str, Any], stage: str, extension: dict[str, Any]) -> dict[str, Any]:
+        instance: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "customExtensionId": extension["id"],
             "detail": None,
@@ -411,132 +346,73 @@ class Engine:
             "_lastHttpStatus": None,
         }
         request["customExtensionCalloutInstances"].append(instance)
-        body = self.callout_body(request, stage, instance["id"], extension)
-        instance["_sentBody"] = body
-        ok = await self.post(extension, body, instance)
+        package = self.package(request["_packageId"])
+        instance["_sentBody"] = callouts.callout_body(
+            self.state,
+            request=request,
+            assignment=self.assignments[request["_assignmentId"]],
+            package=package,
+            catalog=self.catalogs.get(package.get("catalogId"), {}),
+            policy=self.policy(request),
+            stage=stage,
+            instance_id=instance["id"],
+            extension=extension,
+        )
+        ok = await callouts.post(self.state, extension, instance["_sentBody"], instance, self.sent, self.relay_app_id)
         if not ok:
             instance["status"] = "calloutFailed"
-            return False
-        callback = extension.get("callbackConfiguration")
-        if callback:
-            instance["status"] = "waitingForCallback"
-            instance["_deadline"] = self.state.now() + iso_duration(callback["durationBeforeTimeout"])
-        return True
+        return instance
 
-    async def post(self, extension: dict, body: dict, instance: dict) -> bool:
-        client = extension.get("clientConfiguration") or {}
-        timeout_ms = min(max(int(client.get("timeoutInMilliseconds") or 1000), 200), 2000)
-        retries = min(max(int(client.get("maximumRetries") or 0), 0), 1)
-        url = (extension.get("endpointConfiguration") or {}).get("url")
-        for _ in range(retries + 1):
-            instance["_attempts"] += 1
-            record = {
-                "url": url,
-                "stage": body.get("Stage"),
-                "instanceId": instance["id"],
-                "body": body,
-                "status": None,
-                "error": None,
-            }
-            self.sent.append(record)
-            try:
-                async with (
-                    aiohttp.ClientSession() as session,
-                    session.post(
-                        url,
-                        json=body,
-                        headers={"Authorization": f"Bearer {self.token_for(extension)}"},
-                        timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
-                    ) as response,
-                ):
-                    record["status"] = instance["_lastHttpStatus"] = response.status
-                    if 200 <= response.status < 300:
-                        return True
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                record["error"] = type(exc).__name__
-                instance["_lastHttpStatus"] = None
-        return False
-
-    async def connection_test(self, extension: dict) -> bool:
-        instance = {"id": str(uuid.uuid4()), "_attempts": 0, "_lastHttpStatus": None}
+    def register_extension(self, body: Any) -> dict[str, Any]:
+        extension = callouts.validate_extension(body)
+        self.extensions[extension["id"]] = extension
         catalog = self.catalogs.get(extension.get("catalogId"), {})
-        body = {
-            "Stage": CONNECTION_TEST,
-            "CustomExtensionStageInstanceId": instance["id"],
-            "AccessPackageCatalog": {"Id": catalog.get("id"), "DisplayName": catalog.get("displayName")},
-        }
-        return await self.post(extension, body, instance)
+        probe = {"_attempts": 0, "_lastHttpStatus": None}
+        self.spawn(
+            callouts.post(
+                self.state, extension, callouts.connection_test_body(catalog), probe, self.sent, self.relay_app_id
+            )
+        )
+        return extension
 
     # --- resume -----------------------------------------------------------------------------------------
-    def resume(self, request_id: str, payload: dict[str, Any]) -> None:
-        """POST .../assignmentRequests/{id}/resume: https://learn.microsoft.com/graph/api/accesspackageassignmentrequest-resume"""
+    def resume(self, request_id: str, payload: Any) -> None:
+        """POST .../assignmentRequests/{id}/resume. Every refusal is a 400 that changes nothing: the docs name no
+        error for a wrong instance id, a request that no longer waits, or a late resume."""
         request = self.request(request_id)
-        if not isinstance(payload, dict):
-            raise bad_request("The request body must be a JSON object.")
-        data = payload.get("data")
-        if not isinstance(data, dict):
-            raise bad_request("The 'data' property is required.")
-        if data.get("@odata.type", "").lstrip("#") != "microsoft.graph.accessPackageAssignmentRequestCallbackData":
-            raise bad_request("data.@odata.type must be microsoft.graph.accessPackageAssignmentRequestCallbackData.")
-        stage = data.get("stage")
-        expected_type = f"microsoft.graph.accessPackageCustomExtensionStage.{stage}"
-        if payload.get("type") != expected_type:
-            raise bad_request(f"The 'type' must be {expected_type}.")
-        instance_id = data.get("customExtensionStageInstanceId")
-        instance = next((i for i in request["customExtensionCalloutInstances"] if i["id"] == instance_id), None)
-        # Docs are silent on the error for a wrong or finished instance; we answer 400 with a clear message.
-        if instance is None or instance.get("_stage") != stage:
-            raise bad_request("No custom extension stage instance with that id and stage exists on this request.")
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+            raise bad_request("The body needs 'data' (accessPackageAssignmentRequestCallbackData).")
+        data = payload["data"]
+        if str(data.get("@odata.type", "")).lstrip("#").lower() != CALLBACK_DATA.lower():
+            raise bad_request(f"data.@odata.type must be {CALLBACK_DATA}.")
+        # Stage names compare case-insensitively: the documented deny example sends "AssignmentRequestCreated".
+        stage = next((s for s in RESUMABLE if s.lower() == str(data.get("stage", "")).lower()), None)
+        if stage is None:
+            raise bad_request(f"data.stage must be one of {', '.join(RESUMABLE)}.")
+        if str(payload.get("type", "")).lower() != (STAGE_TYPE + stage).lower():
+            raise bad_request(f"'type' must be {STAGE_TYPE}{stage} for data.stage {stage}.")
+        wanted = str(data.get("customExtensionStageInstanceId", "")).lower()
+        instance = next((i for i in request["customExtensionCalloutInstances"] if i["id"].lower() == wanted), None)
+        if instance is None or instance["_stage"] != stage:
+            raise bad_request(f"The request has no {stage} custom extension stage instance '{wanted}'.")
+        self._time_out(request, instance, self.state.now())
         if instance["status"] != "waitingForCallback":
-            raise bad_request(f"The stage instance is {instance['status']}, not waitingForCallback.")
-        state = data.get("state")
-        if state not in (None, "denied"):
-            raise bad_request("data.state may only be 'denied' (an extension cannot approve).")
-        # CONTRACTS: the docs disagree whether denied is allowed at created only or also at approved: both accepted.
-        if state == "denied" and stage not in (CREATED, APPROVED):
-            raise bad_request(f"A request cannot be denied at {stage}.")
+            raise bad_request(f"The stage instance is {instance['status']}; it is not waiting for a callback.")
+        decision = str(data.get("state") or "").lower()
+        if decision not in ("", "denied", "canceled"):
+            raise bad_request("data.state may only be Denied or Canceled: an extension cannot approve a request.")
+        # The callback-data page allows Denied/Canceled at assignmentRequestCreated only, the Logic Apps page at
+        # "request is created" or "request is approved", and the resume page contradicts its own example.
+        # CONTRACTS.md: accept both early stages.
+        if decision and stage not in (CREATED, APPROVED):
+            raise bad_request(f"A request cannot be {decision} at {stage}.")
         instance["status"] = "callbackReceived"
         instance["detail"] = data.get("customExtensionStageInstanceDetail")
-        if state == "denied":
-            self.end(request, "denied", "Denied")
+        request["status"] = request.pop("_statusBeforeWait", request["status"])
+        if decision:
+            self.end(request, decision, decision.capitalize())
             return
-        self.spawn(self.after(request, stage))
-
-    # --- Graph shapes -------------------------------------------------------------------------------------
-    def request_json(self, request: dict[str, Any], expand: dict[str, dict]) -> dict[str, Any]:
-        out = {k: v for k, v in request.items() if not k.startswith("_")}
-        out["customExtensionCalloutInstances"] = [
-            {k: v for k, v in i.items() if not k.startswith("_")} for i in request["customExtensionCalloutInstances"]
-        ]
-        if "requestor" in expand and request.get("_requestorId"):
-            out["requestor"] = self.subject(request["_requestorId"])
-        if "accesspackage" in expand:
-            out["accessPackage"] = self.package_json(self.package(request["_packageId"]))
-        if "assignment" in expand:
-            out["assignment"] = self.assignment_json(self.assignments[request["_assignmentId"]], expand["assignment"])
-        return out
-
-    def package_json(self, package: dict[str, Any]) -> dict[str, Any]:
-        return {k: package.get(k) for k in ("id", "displayName", "description", "isHidden")} | {
-            "createdDateTime": "2025-03-01T09:00:00Z",
-            "modifiedDateTime": "2025-03-01T09:00:00Z",
-        }
-
-    def assignment_json(self, assignment: dict[str, Any], expand: dict[str, dict] | None = None) -> dict[str, Any]:
-        out = {k: v for k, v in assignment.items() if not k.startswith("_")}
-        expand = expand or {}
-        if "target" in expand:
-            out["target"] = self.subject(assignment["_targetId"])
-        if "accesspackage" in expand:
-            out["accessPackage"] = self.package_json(self.package(assignment["_packageId"]))
-        if "assignmentpolicy" in expand:
-            policy = next(
-                p
-                for p in self.package(assignment["_packageId"])["assignmentPolicies"]
-                if p["id"] == assignment["_policyId"]
-            )
-            out["assignmentPolicy"] = {"id": policy["id"], "displayName": policy["displayName"]}
-        return out
+        self.spawn(self.advance(request, stage))
 
 
 def engine(state: TenantState) -> Engine:
