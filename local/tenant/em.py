@@ -27,6 +27,7 @@ Control API (no auth; the tenant listens on loopback only):
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -298,7 +299,16 @@ async def control_callouts(request: web.Request) -> web.Response:
     return web.json_response(_engine(request).sent)
 
 
+async def _stop_background(app: web.Application) -> None:
+    """Cancel callouts still in flight when the tenant stops, so their HTTP sessions close cleanly."""
+    tasks = list(engine(app[STATE]).tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def setup(app: web.Application) -> None:
+    app.on_cleanup.append(_stop_background)
     r = app.router
     for version in VERSIONS:
         r.add_get(f"{version}{BASE}/assignmentRequests", list_requests)
