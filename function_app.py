@@ -4,9 +4,11 @@ import azure.functions as func
 
 from extensions.callout import bp as callout_bp
 from extensions.health import bp as health_bp
+from extensions.pickup_page import bp as pickup_bp
 from extensions.worker import bp as worker_bp
 
 app = func.FunctionApp()
 app.register_functions(health_bp)
 app.register_functions(callout_bp)
 app.register_functions(worker_bp)
+app.register_functions(pickup_bp)

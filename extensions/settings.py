@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     pickup_lifetime_hours: float = Field(8, gt=0, le=72, alias="PICKUP_LIFETIME_HOURS")
     pickup_base_url: str = Field("http://127.0.0.1:7071/api/pickup", alias="PICKUP_BASE_URL")
 
+    # The pickup page (issue 4).
+    easy_auth_enabled: bool = Field(
+        False, alias="EASY_AUTH_ENABLED", description="App Service Authentication fronts the app: trust its headers"
+    )
+    helpdesk_group_id: str = Field("", alias="HELPDESK_GROUP_ID", description="members may deliver any pass")
+    tap_lifetime_minutes: int = Field(480, ge=10, le=43200, alias="TAP_LIFETIME_MINUTES")
+
     @field_validator(
         "callout_allowed_callers",
         "mfa_reset_package_ids",

@@ -11,7 +11,7 @@ import httpx
 from kiota_abstractions.method import Method
 from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
-from kiota_http.middleware.options import ResponseHandlerOption
+from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 from msgraph import GraphServiceClient
 from opentelemetry import trace
 
@@ -50,8 +50,13 @@ class GraphCaller:
         body: Any = None,
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        retry: bool = True,
     ) -> httpx.Response:
-        """The raw response; `path` is relative to the Graph root (e.g. /users/{id}) or an absolute nextLink."""
+        """The raw response; `path` is relative to the Graph root (e.g. /users/{id}) or an absolute nextLink.
+
+        `retry=False` sends the request exactly once (the SDK's RetryHandler is switched off for it): for writes
+        whose repetition is harmful, such as minting a Temporary Access Pass (a second one replaces the first).
+        """
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         if query:
             url = f"{url}?{urlencode(query, quote_via=quote, safe=ODATA_SAFE)}"
@@ -63,7 +68,10 @@ class GraphCaller:
         if body is not None:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body).encode()
-        info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+        options = [ResponseHandlerOption(NativeResponseHandler())]
+        if not retry:
+            options.append(RetryHandlerOption(max_retries=0, should_retry=False))
+        info.add_request_options(options)
         with tracer.start_as_current_span("graph " + method.upper()) as span:
             span.set_attribute("http.request.method", method.upper())
             span.set_attribute("url.path", url.split("?")[0].removeprefix(self.base_url))

@@ -29,6 +29,10 @@ class Pickup:
     reset_summary: str = ""
     revealed_by: str = ""
     revealed_at: datetime | None = None
+    revealed_by_name: str = ""
+    pass_expires_at: datetime | None = None
+    # Anti-CSRF nonce of the reveal form: only a page served to a signed-in viewer carries it.
+    csrf_nonce: str = ""
     etag: str | None = None
 
     def entity(self) -> dict[str, Any]:
@@ -44,9 +48,13 @@ class Pickup:
             "ExpiresAt": self.expires_at,
             "ResetSummary": self.reset_summary[:4000],
             "RevealedBy": self.revealed_by,
+            "RevealedByName": self.revealed_by_name,
+            "CsrfNonce": self.csrf_nonce,
         }
         if self.revealed_at is not None:
             entity["RevealedAt"] = self.revealed_at
+        if self.pass_expires_at is not None:
+            entity["PassExpiresAt"] = self.pass_expires_at
         return entity
 
     @classmethod
@@ -63,6 +71,9 @@ class Pickup:
             reset_summary=entity.get("ResetSummary", ""),
             revealed_by=entity.get("RevealedBy", ""),
             revealed_at=entity.get("RevealedAt"),
+            revealed_by_name=entity.get("RevealedByName", ""),
+            pass_expires_at=entity.get("PassExpiresAt"),
+            csrf_nonce=entity.get("CsrfNonce", ""),
             etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
         )
 
@@ -103,6 +114,7 @@ class PickupStore:
             created_at=now,
             expires_at=now + lifetime,
             reset_summary=reset_summary,
+            csrf_nonce=secrets.token_urlsafe(24),
         )
         try:
             await table.create_entity({"PartitionKey": pointer_key, "RowKey": "pointer", "PickupId": pickup.id})

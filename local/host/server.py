@@ -21,6 +21,8 @@ from .config import HostConfig, load_settings, resolve
 from .functions import FunctionSpec, describe, load_app
 from .http import HttpFunctions
 from .queues import QueuePoller
+from .signin import middleware as signin_middleware
+from .signin import routes as signin_routes
 from .timers import fire, run_timer
 
 log = logging.getLogger("local.host")
@@ -49,6 +51,7 @@ class DevHost:
         settings: dict[str, str] | None = None,
         run_queues: bool = True,
         run_timers: bool = True,
+        local_signin: bool | None = None,
     ):
         load_settings(settings_file)
         for name, value in (settings or {}).items():
@@ -64,6 +67,10 @@ class DevHost:
         self.port = port
         self.run_queues = run_queues
         self.run_timers = run_timers
+        # The Easy Auth stand-in (local/host/signin.py); read per request so tests may switch it.
+        if local_signin is None:
+            local_signin = os.environ.get("DEVHOST_LOCAL_SIGNIN", "").strip().lower() in ("1", "true", "yes")
+        self.local_signin = local_signin
         self.loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._stop: asyncio.Event | None = None
@@ -79,7 +86,10 @@ class DevHost:
         return f"http://{self.host}:{self.port}"
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=100 * 1024 * 1024, middlewares=[signin_middleware(lambda: self.local_signin)]
+        )
+        app.router.add_routes(signin_routes(lambda: self.local_signin))
         app.router.add_get("/admin/host/status", self._status)
         app.router.add_get("/admin/functions", self._list)
         app.router.add_post("/admin/functions/{name}", self._run)
