@@ -11,15 +11,14 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import time
 import uuid
 
 import httpx
 
+from bench.stack import azurite
 from local.host import DevHost
 from local.tenant import TenantServer
-from tests.conftest import Azurite, _free_port, _wait_port, azurite_binary
 from tests.extensions.tokens import genuine
 from tests.stack import product_settings
 
@@ -61,23 +60,11 @@ def main() -> None:
     parser.add_argument("--callouts", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=200)
     args = parser.parse_args()
-    ports = [_free_port() for _ in range(3)]
-    azurite = subprocess.Popen(
-        [azurite_binary(), "--silent", "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck",
-         "--blobPort", str(ports[0]), "--queuePort", str(ports[1]), "--tablePort", str(ports[2])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for port in ports:
-            _wait_port(port)
-        storage = Azurite(*ports)
-        with TenantServer(port=0, https_port=0) as tenant:
-            settings = product_settings(tenant, storage.connection_string)
-            with DevHost(settings_file=None, settings=settings, port=0, run_queues=False) as host:
-                token = genuine(tenant)
-                latencies = asyncio.run(fire(f"{host.url}/api/callout", token, args.callouts, args.concurrency))
-    finally:
-        azurite.terminate()
+    with azurite() as storage, TenantServer(port=0, https_port=0) as tenant:
+        settings = product_settings(tenant, storage.connection_string)
+        with DevHost(settings_file=None, settings=settings, port=0, run_queues=False) as host:
+            token = genuine(tenant)
+            latencies = asyncio.run(fire(f"{host.url}/api/callout", token, args.callouts, args.concurrency))
     latencies.sort()
     p50 = statistics.median(latencies)
     p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)]

@@ -55,3 +55,18 @@ def not_found(message: str = "Resource not found.", code: str = "Request_Resourc
 
 def forbidden(message: str = "Insufficient privileges to complete the operation.") -> GraphError:
     return GraphError(403, "Authorization_RequestDenied", message)
+
+
+async def json_object(request: web.Request, allowed: set[str] | None = None) -> dict:
+    """The request body as a JSON object, Graph's 400s otherwise; with `allowed`, unknown properties are 400 too."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("Unable to read JSON request payload.", code="BadRequest") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="BadRequest")
+    if allowed is not None:
+        unknown = sorted(set(body) - allowed - {"@odata.type"})
+        if unknown:
+            raise bad_request(f"Invalid property '{unknown[0]}'.", code="badRequest")
+    return body

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .appkeys import STATE
 from .auth import authorize
-from .errors import bad_request, not_found
+from .errors import bad_request, json_object, not_found
 from .odata import page, parse_filter, select
 from .state import TenantState, missing
 
@@ -142,7 +142,7 @@ async def set_manager(request: web.Request) -> web.Response:
     claims = authorize(request, WRITE_USERS)
     state = _state(request)
     user = state.user(request.match_info["id"])
-    body = await _json(request)
+    body = await json_object(request)
     new_id = _ref_id(body)
     kind, _ = state.directory_object(new_id)
     if kind != "user":
@@ -288,7 +288,7 @@ async def add_member(request: web.Request) -> web.Response:
     authorize(request, WRITE_MEMBERS)
     state = _state(request)
     group = state.group(request.match_info["id"])
-    member_id = _ref_id(await _json(request))
+    member_id = _ref_id(await json_object(request))
     state.directory_object(member_id)
     if member_id in group["members"]:
         raise bad_request(
@@ -307,16 +307,6 @@ async def remove_member(request: web.Request) -> web.Response:
         raise missing(member_id)
     group["members"].remove(member_id)
     return web.Response(status=204)
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("Unable to read JSON request payload.", code="BadRequest") from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.", code="BadRequest")
-    return body
 
 
 def _ref_id(body: dict[str, Any]) -> str:

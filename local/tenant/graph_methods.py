@@ -30,7 +30,7 @@ from aiohttp import web
 
 from .appkeys import STATE
 from .auth import authorize
-from .errors import GraphError, bad_request, not_found
+from .errors import GraphError, bad_request, json_object, not_found
 from .graph_directory import transitive_containers
 from .state import TenantState
 
@@ -187,19 +187,6 @@ def _find(request: web.Request, odata: str) -> dict[str, Any]:
     return method
 
 
-async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("Unable to read JSON request payload.", code="BadRequest") from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.", code="BadRequest")
-    unknown = sorted(set(body) - allowed - {"@odata.type"})
-    if unknown:
-        raise bad_request(f"Invalid property '{unknown[0]}'.", code="badRequest")
-    return body
-
-
 def _check_phone(number: Any) -> str:
     if not isinstance(number, str) or not PHONE_NUMBER.match(number):
         raise bad_request(
@@ -213,7 +200,7 @@ def _check_phone(number: Any) -> str:
 async def create_phone(request: web.Request) -> web.Response:
     authorize(request, permissions("phoneMethods", write=True))
     user, methods = _methods(request)
-    body = await _body(request, {"phoneNumber", "phoneType"})
+    body = await json_object(request, {"phoneNumber", "phoneType"})
     number = _check_phone(body.get("phoneNumber"))
     kind = body.get("phoneType")
     if kind not in PHONE_IDS:
@@ -239,7 +226,7 @@ async def create_phone(request: web.Request) -> web.Response:
 async def update_phone(request: web.Request) -> web.Response:
     authorize(request, permissions("phoneMethods", write=True))
     method = _find(request, TYPES["phoneMethods"][0])
-    body = await _body(request, {"phoneNumber", "phoneType"})
+    body = await json_object(request, {"phoneNumber", "phoneType"})
     if "phoneType" in body and body["phoneType"] != method["phoneType"]:
         raise bad_request("phoneType cannot be changed.", code="badRequest")
     if "phoneNumber" in body:
@@ -260,7 +247,7 @@ async def create_tap(request: web.Request) -> web.Response:
     authorize(request, permissions("temporaryAccessPassMethods", write=True))
     state = _state(request)
     user, methods = _methods(request)
-    body = await _body(request, {"startDateTime", "lifetimeInMinutes", "isUsableOnce"})
+    body = await json_object(request, {"startDateTime", "lifetimeInMinutes", "isUsableOnce"})
     policy = tap_policy(state)
     if policy.get("state") != "enabled":
         # Undocumented exact error; Graph refuses to create a pass while the method is disabled.
@@ -324,7 +311,7 @@ async def get_policy(request: web.Request) -> web.Response:
 async def patch_policy(request: web.Request) -> web.Response:
     authorize(request, ("Policy.ReadWrite.AuthenticationMethod",))
     policy = tap_policy(_state(request))
-    body = await _body(request, set(policy) - {"id"})
+    body = await json_object(request, set(policy) - {"id"})
     merged = {**policy, **body}
     if not 10 <= merged["minimumLifetimeInMinutes"] <= merged["maximumLifetimeInMinutes"] <= 43200:
         raise bad_request("Lifetimes must satisfy 10 ≤ minimum ≤ maximum ≤ 43200.", code="badRequest")
