@@ -11,12 +11,12 @@ import contextlib
 import logging
 import os
 import secrets
-import threading
 from pathlib import Path
 
 import azure.functions.queue as fq
 from aiohttp import web
 
+from ..threaded import ThreadedServer
 from .config import HostConfig, load_settings, resolve
 from .functions import FunctionSpec, describe, load_app
 from .http import HttpFunctions
@@ -35,8 +35,10 @@ def functions_of(app) -> list[FunctionSpec]:
     return _DESCRIBED[id(app)]
 
 
-class DevHost:
+class DevHost(ThreadedServer):
     """`with DevHost(port=0) as host: host.url` — or `python -m local.host`."""
+
+    thread_name = "dev-host"
 
     def __init__(
         self,
@@ -71,15 +73,12 @@ class DevHost:
         if local_signin is None:
             local_signin = os.environ.get("DEVHOST_LOCAL_SIGNIN", "").strip().lower() in ("1", "true", "yes")
         self.local_signin = local_signin
-        self.loop: asyncio.AbstractEventLoop | None = None
+        super().__init__()
         self._runner: web.AppRunner | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._poller_tasks: list[asyncio.Task] = []
         self._poll_stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     @property
     def url(self) -> str:
@@ -182,43 +181,3 @@ class DevHost:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    def _run_thread(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.start_async())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.stop_async())
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
-
-    def start(self) -> DevHost:
-        self._thread = threading.Thread(target=self._run_thread, name="dev-host", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise RuntimeError(f"dev host failed to start: {self._error}") from self._error
-        return self
-
-    def stop(self) -> None:
-        if self.loop is not None and self._thread is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(15)
-            self._thread = None
-
-    def call(self, coro):
-        """Run a coroutine on the host's loop (where the function app's clients live) from another thread."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
-
-    def __enter__(self) -> DevHost:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

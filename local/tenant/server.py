@@ -7,11 +7,9 @@ plain http; its certificate comes from a throwaway local CA (trustme) whose PEM 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import ssl
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import trustme
 from aiohttp import web
 
+from ..threaded import ThreadedServer
 from . import acs, auth, bot, control, em, graph_batch, graph_directory, graph_methods, throttle
 from .appkeys import CONFIG, STATE, URLS
 from .errors import GraphError, graph_error
@@ -72,12 +71,14 @@ def local_ca() -> trustme.CA:
     return _CA
 
 
-class TenantServer:
+class TenantServer(ThreadedServer):
     """The local tenant on its own thread and event loop, so blocking clients (EmailClient) can call it.
 
     Use as a context manager: `with TenantServer(fixture=path, port=0) as tenant: tenant.url ...`.
     Port 0 picks free ports.
     """
+
+    thread_name = "local-tenant"
 
     def __init__(
         self,
@@ -94,12 +95,9 @@ class TenantServer:
             self.config.port = port
         if https_port is not None:
             self.config.https_port = https_port
+        super().__init__()
         self.app = build_app(self.state, self.config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self.port = 0
         self.https_port = 0
         ca_dir = Path(tempfile.mkdtemp(prefix="local-tenant-ca-"))
@@ -150,42 +148,6 @@ class TenantServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.start_async())
-        except BaseException as exc:  # surfaced to the starting thread
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.stop_async())
-        self.loop.close()
-
-    def start(self) -> TenantServer:
-        self._thread = threading.Thread(target=self._run, name="local-tenant", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise RuntimeError(f"local tenant failed to start: {self._error}") from self._error
-        return self
-
-    def stop(self) -> None:
-        if self.loop is not None and self._thread is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self._thread = None
-
-    def call(self, coro):
-        """Run a coroutine on the tenant's loop from another thread (tests inspecting state safely)."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def __enter__(self) -> TenantServer:
-        return self.start()
-
     def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__exit__(*exc)
         shutil.rmtree(self.ca_path.parent, ignore_errors=True)
