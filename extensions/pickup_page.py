@@ -13,7 +13,7 @@ import hmac
 import logging
 import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import azure.functions as func
 
@@ -52,7 +52,10 @@ async def _admit(container: Container, req: func.HttpRequest) -> tuple[Viewer, P
         raise _Stop(view.refusal_page(Refusal(401, "easyAuthOff")))
     viewer = rules.viewer_from_headers(req.headers, settings.easy_auth_enabled)
     if viewer is None:
-        raise _Stop(view.refusal_page(Refusal(401, "signIn")))
+        back = quote(urlparse(req.url).path, safe="/")
+        raise _Stop(
+            view.refusal_page(Refusal(401, "signIn"), sign_in=f"/.auth/login/aad?post_login_redirect_uri={back}")
+        )
     pickup_id = req.route_params.get("id", "")
     pickup = await container.pickups.get(pickup_id) if PICKUP_ID.fullmatch(pickup_id) else None
     if pickup is None:
@@ -113,7 +116,8 @@ async def reveal(req: func.HttpRequest) -> func.HttpResponse:
         viewer, pickup = await _admit(container, req)
         target = pickup.target_name or pickup.target_id
         nonce = _form_nonce(req)
-        if not pickup.csrf_nonce or not hmac.compare_digest(nonce.encode(), pickup.csrf_nonce.encode()):
+        cross_site = req.headers.get("Sec-Fetch-Site", "").lower() == "cross-site"  # browsers say so; belt and braces
+        if cross_site or not pickup.csrf_nonce or not hmac.compare_digest(nonce.encode(), pickup.csrf_nonce.encode()):
             refusal = Refusal(403, "csrf")
             await _audit_refusal(container, pickup, viewer, refusal, "revealRefused")
             return view.refusal_page(refusal, viewer, target)

@@ -152,9 +152,13 @@ def classify_mint_error(exc: GraphCallError, policy: TapPolicy) -> Refusal:
     message = exc.message.lower()
     if exc.transient or exc.status == 0:
         return Refusal(503, "mintFailed", {"code": exc.code})
-    if exc.status == 400 and "disabled" in message:
+    # Graph's documented refusal for both a disabled method and a user outside the targets is "Converged
+    # UserCredentialPolicy does not allow creating or updating this authentication method": the policy we just
+    # read tells which of the two it is.
+    policy_refusal = "usercredentialpolicy" in message or "does not allow creating" in message
+    if exc.status == 400 and ("disabled" in message or (policy_refusal and not policy.enabled)):
         return Refusal(409, "tapDisabled")
-    if exc.status == 400 and ("not enabled" in message or "target" in message):
+    if exc.status == 400 and (policy_refusal or "not enabled" in message or "target" in message):
         return Refusal(409, "notInTargets")
     if exc.status == 400 and "lifetime" in message:
         return Refusal(409, "lifetime", {"low": policy.minimum_lifetime, "high": policy.maximum_lifetime})

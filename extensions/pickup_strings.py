@@ -13,6 +13,7 @@ TITLE = "Temporary Access Pass pickup"
 HEADING = "Pick up a Temporary Access Pass for {target}"
 SKIP_LINK = "Skip to content"
 SIGNED_IN_AS = "Signed in as {viewer}."
+SIGN_IN_LINK = "Sign in"
 
 # --- the open pickup ------------------------------------------------------------------------------------------
 RESET_WHAT = "What was reset"

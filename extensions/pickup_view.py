@@ -153,10 +153,14 @@ def revealed_page(pickup: Pickup, viewer: Viewer, *, just_now: bool = False) -> 
     return page(heading, body, 409 if just_now else 200, viewer)
 
 
-def refusal_page(refusal: Refusal, viewer: Viewer | None = None, target: str = "") -> func.HttpResponse:
+def refusal_page(
+    refusal: Refusal, viewer: Viewer | None = None, target: str = "", *, sign_in: str | None = None
+) -> func.HttpResponse:
     heading, text = S.REFUSALS.get(refusal.code) or S.PROBLEMS[refusal.code]
     values = {"target": target, **refusal.values}
     body = f"<h1>{e(heading.format(**values))}</h1><p>{e(text.format(**values))}</p>"
+    if sign_in:
+        body += f'<p><a href="{e(sign_in)}">{e(S.SIGN_IN_LINK)}</a></p>'
     if refusal.code in S.PROBLEMS and refusal.status != 503:
         body += f'<p class="note">{e(S.ADMIN_NOTE)}</p>'
     return page(heading.format(**values), body, refusal.status, viewer)

@@ -77,7 +77,7 @@ def routes(enabled: Callable[[], bool]) -> list[web.RouteDef]:
             return web.Response(status=400, text="user=<object id> is required")
         name = request.query.get("name", "").strip() or user
         redirect = request.query.get("post_login_redirect_uri", "")
-        if redirect and not redirect.startswith("/"):
+        if redirect and (not redirect.startswith("/") or redirect.startswith("//") or "\\" in redirect):
             return web.Response(status=400, text="post_login_redirect_uri must be a path on this host")
         response = web.HTTPFound(redirect) if redirect else web.Response(text=f"signed in as {name}")
         value = base64.urlsafe_b64encode(json.dumps({"id": user, "name": name}).encode()).decode()

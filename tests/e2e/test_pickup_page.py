@@ -189,7 +189,9 @@ def test_without_a_sign_in_or_without_easy_auth_nobody_gets_in(stack: Stack, mon
 
     _, pickup_id = open_pickup(stack)
     anonymous = browser(stack, None)
-    assert anonymous.get(f"/api/pickup/{pickup_id}").status_code == 401
+    unknown = anonymous.get(f"/api/pickup/{pickup_id}")
+    assert unknown.status_code == 401
+    assert f'href="/.auth/login/aad?post_login_redirect_uri=/api/pickup/{pickup_id}"' in unknown.text
     spoofed = anonymous.get(
         f"/api/pickup/{pickup_id}",
         headers={"X-MS-CLIENT-PRINCIPAL-ID": F.U["megan"], "X-MS-CLIENT-PRINCIPAL-NAME": "Megan"},
@@ -209,11 +211,16 @@ def test_a_reveal_without_the_pages_nonce_is_refused(stack: Stack):
     megan = browser(stack, "megan")
     assert reveal(megan, pickup_id, None).status_code == 403
     assert reveal(megan, pickup_id, "guessed").status_code == 403
+    genuine = stack.host.call(stack.container().pickups.get(pickup_id)).csrf_nonce
+    forged = megan.post(
+        f"/api/pickup/{pickup_id}/reveal", data={"nonce": genuine}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert forged.status_code == 403
     assert taps_issued(stack) == 0
     pickup = stack.host.call(stack.container().pickups.get(pickup_id))
     assert pickup.state == "open"
     trail = stack.host.call(stack.container().resets.audit_trail(request_id))
-    assert [row["Detail"] for row in trail if row["Event"] == "revealRefused"] == ["csrf", "csrf"]
+    assert [row["Detail"] for row in trail if row["Event"] == "revealRefused"] == ["csrf", "csrf", "csrf"]
 
 
 def test_two_concurrent_reveals_mint_one_pass(stack: Stack):

@@ -179,6 +179,22 @@ def test_graph_refusals_are_classified_for_the_page(status, message, code):
 
 
 # --- the pass object and the HTML ---------------------------------------------------------------------------
+CONVERGED = (
+    "Converged UserCredentialPolicy does not allow creating or updating this authentication method. "
+    "AuthMethodType [TemporaryAccessPass]."
+)
+
+
+def test_graphs_converged_policy_refusal_is_told_apart_by_the_policy_we_read():
+    refusal = GraphCallError(400, "badRequest", CONVERGED)
+    assert rules.classify_mint_error(refusal, policy(state="disabled")).code == "tapDisabled"
+    assert rules.classify_mint_error(refusal, policy()).code == "notInTargets"
+    ranged = GraphCallError(
+        400, "badRequest", "Invalid LifetimeInMinutes specified. The valid range between 60 and 480."
+    )
+    assert rules.classify_mint_error(ranged, policy()).values == {"low": 60, "high": 480}
+
+
 def test_a_minted_pass_never_prints_its_secret():
     minted = MintedPass("m1", NOW, 480, False, secret="Zq7!secret")
     assert "Zq7!secret" not in repr(minted)
