@@ -220,7 +220,11 @@ def transitive_containers(state: TenantState, object_id: str) -> list[str]:
 def _cast(items: list[dict[str, Any]], cast: str | None) -> list[dict[str, Any]]:
     if not cast:
         return items
-    wanted = "#" + cast
+    # Graph's $metadata declares the alias "graph" for the namespace microsoft.graph
+    # (<Schema Namespace="microsoft.graph" Alias="graph">), so /transitiveMemberOf/graph.group is the same cast as
+    # /transitiveMemberOf/microsoft.graph.group (https://learn.microsoft.com/graph/api/user-list-transitivememberof);
+    # msgraph-sdk's request builders send the alias form.
+    wanted = "#" + (cast if cast.startswith("microsoft.") else "microsoft." + cast)
     return [i for i in items if i.get("@odata.type") == wanted]
 
 
@@ -432,12 +436,14 @@ def setup(app: web.Application) -> None:
     route(app, "PUT", "/users/{id}/manager/$ref", set_manager)
     for relation in ("memberOf", "transitiveMemberOf"):
         route(app, "GET", f"/users/{{id}}/{relation}", member_of)
-        route(app, "GET", f"/users/{{id}}/{relation}/{{cast:microsoft\\.graph\\.(group|directoryRole)}}", member_of)
+        route(
+            app, "GET", f"/users/{{id}}/{relation}/{{cast:(?:microsoft\\.)?graph\\.(group|directoryRole)}}", member_of
+        )
     route(app, "POST", "/users/{id}/revokeSignInSessions", revoke_sessions)
     route(app, "GET", "/groups/{id}", get_group)
     for relation in ("members", "transitiveMembers"):
         route(app, "GET", f"/groups/{{id}}/{relation}", group_members)
-        route(app, "GET", f"/groups/{{id}}/{relation}/{{cast:microsoft\\.graph\\.(user|group)}}", group_members)
+        route(app, "GET", f"/groups/{{id}}/{relation}/{{cast:(?:microsoft\\.)?graph\\.(user|group)}}", group_members)
     route(app, "POST", "/groups/{id}/members/$ref", add_member)
     route(app, "DELETE", "/groups/{id}/members/{member}/$ref", remove_member)
     route(app, "GET", "/reports/authenticationMethods/userRegistrationDetails", registration_details)
