@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import logging
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlparse
 
@@ -95,6 +96,9 @@ async def pickup_page(req: func.HttpRequest) -> func.HttpResponse:
         if pickup.state == "revealed":
             return view.revealed_page(pickup, viewer)
         await _still_delivered(container, pickup, viewer)
+        if not pickup.csrf_nonce:  # opened before pickups carried a nonce: give it one now
+            await container.pickups.transition(pickup, "open", CsrfNonce=secrets.token_urlsafe(24))
+            pickup = await container.pickups.get(pickup.id) or pickup
     except _Stop as stop:
         return stop.response
     action = urlparse(req.url).path.rstrip("/") + "/reveal"

@@ -308,3 +308,15 @@ def test_a_graph_failure_while_minting_is_not_retried_and_reopens_the_pickup(sta
     assert reveal(megan, pickup_id, nonce).status_code == 200
     trail = stack.host.call(stack.container().resets.audit_trail(request_id))
     assert [row["Event"] for row in trail if row["Event"].startswith("reveal")] == ["revealFailed", "revealed"]
+
+
+def test_a_pickup_opened_before_pickups_carried_a_nonce_gets_one_on_first_view(stack: Stack):
+    _, pickup_id = open_pickup(stack)
+    container = stack.container()
+    pickup = stack.host.call(container.pickups.get(pickup_id))
+    assert stack.host.call(container.pickups.transition(pickup, "open", CsrfNonce=""))
+    megan = browser(stack, "megan")
+    assert reveal(megan, pickup_id, "").status_code == 403  # an empty nonce never matches
+    nonce = nonce_of(megan.get(f"/api/pickup/{pickup_id}"))
+    assert nonce
+    assert reveal(megan, pickup_id, nonce).status_code == 200
