@@ -646,3 +646,25 @@ async def test_control_registration_adds_a_method_that_becomes_the_first_default
 async def test_control_registration_refuses_a_non_method(tenant_env: TenantServer):
     response = httpx.post(f"{tenant_env.url}/_control/users/{U['nora']}/methods", json={"@odata.type": "#x"})
     assert response.status_code == 400
+
+
+async def test_reads_never_show_a_pass_even_one_registered_with_a_value(tenant_env: TenantServer, raw: Raw):
+    tap = {
+        "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+        "temporaryAccessPass": "leaked-pass",
+        "startDateTime": "2099-01-01T00:00:00Z",
+        "lifetimeInMinutes": 60,
+        "isUsableOnce": True,
+    }
+    httpx.post(f"{tenant_env.url}/_control/users/{U['nora']}/methods", json=tap)
+    listed = await raw("GET", AUTH.format(U["nora"]) + "/methods")
+    assert "leaked-pass" not in listed.text
+    assert [m["methodUsabilityReason"] for m in listed.json()["value"] if "lifetimeInMinutes" in m] == ["NotYetValid"]
+
+
+async def test_a_pass_reads_as_disabled_by_policy_when_the_method_is_turned_off(tenant_env: TenantServer, raw: Raw):
+    created = (await raw("POST", AUTH.format(U["nora"]) + "/temporaryAccessPassMethods", {})).json()
+    set_policy(tenant_env, state="disabled")
+    got = await raw("GET", AUTH.format(U["nora"]) + f"/temporaryAccessPassMethods/{created['id']}")
+    assert got.json()["methodUsabilityReason"] == "DisabledByPolicy"
+    assert got.json()["isUsable"] is False
