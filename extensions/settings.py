@@ -83,6 +83,41 @@ class Settings(BaseSettings):
     helpdesk_group_id: str = Field("", alias="HELPDESK_GROUP_ID", description="members may deliver any pass")
     tap_lifetime_minutes: int = Field(480, ge=10, le=43200, alias="TAP_LIFETIME_MINUTES")
 
+    # Bulk phone prepopulation (issue 6, phones/).
+    phone_default_region: str = Field(
+        "US", alias="PHONE_DEFAULT_REGION", description="ISO 3166 region for numbers without a country code"
+    )
+    phone_staging_group_id: str = Field("", alias="PHONE_STAGING_GROUP_ID", description="only its members (transitive)")
+    phone_source_attribute: str = Field("mobilePhone", alias="PHONE_SOURCE_ATTRIBUTE")
+    phone_only_unregistered: bool = Field(True, alias="PHONE_ONLY_UNREGISTERED")
+    phone_sync_mode: str = Field("add", alias="PHONE_SYNC_MODE")
+    phone_sync_schedule: str = Field("0 0 2 * * *", alias="PHONE_SYNC_SCHEDULE")
+    phone_sync_audience: str = Field("", alias="PHONE_SYNC_AUDIENCE")
+    phone_sync_allowed_callers: list[str] = Field(default_factory=list, alias="PHONE_SYNC_ALLOWED_CALLERS")
+    phone_sync_max_batches: int = Field(16, ge=1, le=64, alias="PHONE_SYNC_MAX_BATCHES")
+    phone_sync_max_users_per_request: int = Field(5000, ge=1, le=100000, alias="PHONE_SYNC_MAX_USERS_PER_REQUEST")
+
+    @field_validator("phone_source_attribute")
+    @classmethod
+    def _phone_source(cls, value: str) -> str:
+        allowed = {"mobilePhone", "businessPhones"} | {f"extensionAttribute{i}" for i in range(1, 16)}
+        value = value.strip().removeprefix("onPremisesExtensionAttributes.")
+        if value == "businessPhones[0]":
+            value = "businessPhones"
+        if value not in allowed:
+            raise ValueError(
+                "PHONE_SOURCE_ATTRIBUTE must be mobilePhone, businessPhones or extensionAttribute1..15"
+            )
+        return value
+
+    @field_validator("phone_sync_mode")
+    @classmethod
+    def _phone_mode(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("add", "authoritative"):
+            raise ValueError("PHONE_SYNC_MODE must be add or authoritative")
+        return value
+
     @field_validator(
         "callout_allowed_callers",
         "mfa_reset_package_ids",
@@ -90,6 +125,7 @@ class Settings(BaseSettings):
         "break_glass_user_ids",
         "protected_group_ids",
         "reset_method_types",
+        "phone_sync_allowed_callers",
         mode="before",
     )
     @classmethod
