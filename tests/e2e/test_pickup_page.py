@@ -320,3 +320,15 @@ def test_a_pickup_opened_before_pickups_carried_a_nonce_gets_one_on_first_view(s
     nonce = nonce_of(megan.get(f"/api/pickup/{pickup_id}"))
     assert nonce
     assert reveal(megan, pickup_id, nonce).status_code == 200
+
+
+def test_the_pass_follows_the_tenant_policy_lifetime_and_one_time_use(stack: Stack):
+    _, pickup_id = open_pickup(stack)
+    stack.tenant.state.policies["temporaryAccessPass"].update(maximumLifetimeInMinutes=120, isUsableOnce=True)
+    megan = browser(stack, "megan")
+    shown = reveal(megan, pickup_id, nonce_of(megan.get(f"/api/pickup/{pickup_id}")))
+    assert shown.status_code == 200, shown.text
+    assert "one sign-in only" in shown.text
+    issued = stack.tenant.state.users[F.U["tom"]]["methods"][-1]
+    assert issued["lifetimeInMinutes"] == 120
+    assert issued["isUsableOnce"] is True
