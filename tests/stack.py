@@ -36,6 +36,7 @@ def product_settings(tenant: TenantServer, azurite_connection: str, **overrides:
         "MFA_RESET_PACKAGE_IDS": PACKAGE_ID,
         "BREAK_GLASS_USER_IDS": F.U["bea"],
         "PROTECTED_GROUP_IDS": F.G["protected"],
+        "PHONE_SYNC_SCHEDULE": "0 0 2 * * *",  # %PHONE_SYNC_SCHEDULE% in the phone timer's binding
         **tenant.env(),
     }
     values.update(overrides)
