@@ -5,6 +5,7 @@ cannot claim an identity by sending them. When the stand-in is on (DEVHOST_LOCAL
 DevHost(local_signin=True)):
 - GET /.auth/login/local?user=<object id>&name=<display name>[&post_login_redirect_uri=/api/...] signs that
   fixture user in with a cookie (choose any user of the local tenant);
+- GET /.auth/login/aad (where the product's 401 page links) shows a form that leads there;
 - GET /.auth/logout clears it; GET /.auth/me shows the principal;
 - requests under /api/ carry X-MS-CLIENT-PRINCIPAL-ID, -NAME, -IDP and the base64 X-MS-CLIENT-PRINCIPAL built
   from that cookie, as Easy Auth injects them.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +88,22 @@ def routes(enabled: Callable[[], bool]) -> list[web.RouteDef]:
             raise response
         return response
 
+    async def picker(request: web.Request) -> web.Response:
+        """/.auth/login/aad (where product pages send people to sign in): a form to choose a local-tenant user."""
+        if not enabled():
+            raise web.HTTPNotFound()
+        back = html.escape(request.query.get("post_login_redirect_uri", ""), quote=True)
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Local sign-in</title></head><body>'
+            "<h1>Local sign-in (dev host stand-in for App Service Authentication)</h1>"
+            '<form method="get" action="/.auth/login/local">'
+            '<p><label for="user">Object id of a local-tenant user</label><br><input id="user" name="user" required '
+            'size="40"></p><p><label for="name">Display name</label><br><input id="name" name="name"></p>'
+            f'<input type="hidden" name="post_login_redirect_uri" value="{back}">'
+            "<p><button>Sign in</button></p></form></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
     async def logout(request: web.Request) -> web.Response:
         response = web.Response(text="signed out")
         response.del_cookie(COOKIE, path="/")
@@ -97,6 +115,7 @@ def routes(enabled: Callable[[], bool]) -> list[web.RouteDef]:
 
     return [
         web.get("/.auth/login/local", login),
+        web.get("/.auth/login/aad", picker),
         web.get("/.auth/logout", logout),
         web.get("/.auth/me", me),
     ]

@@ -68,3 +68,13 @@ def test_the_login_redirect_stays_on_this_host(host: DevHost):
         inside = client.get("/.auth/login/local", params={"user": "u1", "post_login_redirect_uri": "/api/whoami"})
         assert inside.status_code == 302
         assert inside.headers["location"] == "/api/whoami"
+
+
+def test_the_aad_login_path_offers_a_local_user_form_that_leads_back(host: DevHost):
+    with httpx.Client(base_url=host.url) as client:
+        assert client.get("/.auth/login/aad").status_code == 404
+        host.local_signin = True
+        form = client.get("/.auth/login/aad", params={"post_login_redirect_uri": '/api/x"><script>'})
+        assert form.status_code == 200
+        assert 'action="/.auth/login/local"' in form.text
+        assert 'value="/api/x&quot;&gt;&lt;script&gt;"' in form.text
