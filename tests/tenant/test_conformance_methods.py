@@ -223,6 +223,16 @@ async def test_an_unknown_property_in_a_phone_create_is_400(raw: Raw):
     assert "isDefault" in error(response)["message"]
 
 
+async def test_the_mobile_cannot_be_deleted_while_an_alternate_mobile_remains(raw: Raw):
+    # phoneauthenticationmethod-delete: remove the alternateMobile first. Megan's default is her Authenticator.
+    megan = AUTH.format(U["megan"]) + "/phoneMethods"
+    body = {"phoneNumber": "+1 2065550120", "phoneType": "alternateMobile"}
+    assert (await raw("POST", megan, body)).status_code == 201
+    assert (await raw("DELETE", f"{megan}/{MOBILE}")).status_code == 400
+    assert (await raw("DELETE", f"{megan}/{ALT}")).status_code == 204
+    assert (await raw("DELETE", f"{megan}/{MOBILE}")).status_code == 204
+
+
 # --- Temporary Access Pass ------------------------------------------------------------------------------
 
 
@@ -364,3 +374,14 @@ async def test_control_registration_adds_a_method_graph_then_lists(tenant_env: T
     result = await graph_client(tenant_env).users.by_user_id(U["nora"]).authentication.methods.get()
     [fido2] = [m for m in result.value if isinstance(m, Fido2AuthenticationMethod)]
     assert (fido2.id, fido2.display_name) == (registered.json()["id"], "Nora's key")
+
+
+async def test_a_first_registered_second_factor_becomes_the_default_in_sign_in_preferences(
+    tenant_env: TenantServer, raw: Raw
+):
+    path = AUTH.format(U["nora"]) + "/signInPreferences"
+    assert (await raw("GET", path, version="beta")).json()["userPreferredMethodForSecondaryAuthentication"] is None
+    app = {"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod", "displayName": "Pixel"}
+    async with httpx.AsyncClient(base_url=tenant_env.url) as control:
+        assert (await control.post(f"/_control/users/{U['nora']}/methods", json=app)).status_code == 201
+    assert (await raw("GET", path, version="beta")).json()["userPreferredMethodForSecondaryAuthentication"] == "push"
