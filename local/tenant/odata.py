@@ -1,7 +1,10 @@
 """OData query options as Graph applies them: $filter (a practical subset), $select, $top, $count, paging.
 
-https://learn.microsoft.com/graph/query-parameters and, for what needs ConsistencyLevel: eventual plus $count,
-https://learn.microsoft.com/graph/aad-advanced-queries
+Reused by every tenant module that lists things (directory, reports, audits, EM, bot). Pages followed:
+- https://learn.microsoft.com/graph/query-parameters and https://learn.microsoft.com/graph/filter-query-parameter
+- https://learn.microsoft.com/graph/aad-advanced-queries (what needs ConsistencyLevel: eventual plus $count=true, and
+  the errors Graph gives without them)
+- https://learn.microsoft.com/graph/paging (@odata.nextLink with an opaque $skiptoken; follow it as is)
 """
 
 from __future__ import annotations
@@ -9,19 +12,27 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from .errors import bad_request
+from .errors import GraphError, bad_request
 
 DEFAULT_PAGE = 100
 Predicate = Callable[[dict[str, Any]], bool]
 
+# A property's filter support, as the advanced-queries tables give it: operator -> "default" | "advanced".
+# Operators: eq ne not ge le in startsWith endsWith null any. ge/le also stand for gt/lt.
+Support = Mapping[str, str]
+DEFAULT = "default"
+ADVANCED = "advanced"
+
 _TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<dt>\d{4}-\d{2}-\d{2}T[\d:.]+Z?)|(?P<num>-?\d+(?:\.\d+)?)"
-    r"|(?P<op>\(|\)|,|:)|(?P<word>[A-Za-z_][\w/.@-]*))"
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<dt>\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?(?![\w-]))"
+    r"|(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"|(?P<num>-?\d+(?:\.\d+)?)|(?P<op>\(|\)|,|:)|(?P<word>[A-Za-z_$][\w/.@$-]*))"
 )
 
 
@@ -31,6 +42,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if not match or match.end() == position:
+            if not text[position:].strip():
+                break
             raise bad_request(f"Invalid filter clause: unexpected text at '{text[position : position + 20]}'.")
         kind = match.lastgroup or ""
         out.append((kind, match.group(kind)))
@@ -38,23 +51,50 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _path(item: dict[str, Any], path: str) -> Any:
+def _path(item: Mapping[str, Any], path: str) -> Any:
     value: Any = item
     for part in path.split("/"):
-        if not isinstance(value, dict):
+        if not isinstance(value, Mapping):
             return None
         value = value.get(part)
     return value
 
 
-class _Parser:
-    """Recursive descent over: or / and / not, eq ne gt ge lt le, in (...), startswith(), any(x: x/p eq v)."""
+@dataclass(frozen=True)
+class Clause:
+    """One property use in a filter: the property path (lambda members as `collection/member`) and operator."""
 
-    def __init__(self, tokens: list[tuple[str, str]], lambda_var: str | None = None):
+    path: str
+    op: str
+
+
+@dataclass
+class Filter:
+    """A parsed $filter: the predicate, every clause it uses, and whether it needs advanced query parameters
+    under Graph's generic rules (ne, not, endsWith and null comparisons)."""
+
+    predicate: Predicate
+    clauses: list[Clause] = field(default_factory=list)
+    advanced: bool = False
+
+    def __call__(self, item: dict[str, Any]) -> bool:
+        return self.predicate(item)
+
+
+class _Parser:
+    """Recursive descent over: or / and / not, eq ne gt ge lt le, in (...), startswith(), endswith(),
+    any/all(x: x/p eq v)."""
+
+    def __init__(self, tokens: list[tuple[str, str]], lambda_var: str | None = None, prefix: str = ""):
         self.tokens = tokens
         self.i = 0
         self.lambda_var = lambda_var
-        self.advanced = False  # uses an operator only advanced queries allow (ne, not, endswith, null compare)
+        self.prefix = prefix  # the collection path a lambda body's clauses belong to
+        self.clauses: list[Clause] = []
+
+    @property
+    def advanced(self) -> bool:
+        return any(c.op in ("ne", "not", "endsWith", "null") for c in self.clauses)
 
     def peek(self, value: str | None = None) -> tuple[str, str] | None:
         token = self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -91,11 +131,16 @@ class _Parser:
             left = (lambda a, b: lambda item: a(item) and b(item))(left, right)
         return left
 
+    def note(self, path: str, op: str) -> None:
+        self.clauses.append(Clause(self.prefix + path if self.prefix else path, op))
+
     def factor(self) -> Predicate:
         if self.peek("not"):
             self.take()
-            self.advanced = True
+            start = len(self.clauses)
             inner = self.factor()
+            for clause in list(self.clauses[start:]):
+                self.clauses.append(Clause(clause.path, "not"))
             return lambda item: not inner(item)
         if self.peek("("):
             self.take("(")
@@ -107,32 +152,41 @@ class _Parser:
             raise bad_request(f"Invalid filter clause: unexpected '{word}'.")
         lowered = word.lower()
         if lowered in ("startswith", "endswith"):
-            self.take("(")
-            prop = self.property_path(self.take()[1])
-            self.take(",")
-            value = self.literal()
-            self.take(")")
-            if lowered == "endswith":
-                self.advanced = True
-            test = str.startswith if lowered == "startswith" else str.endswith
-            return lambda item: isinstance(v := prop(item), str) and test(v.lower(), str(value).lower())
-        if self.peek("/") is None and "/" in word and word.lower().endswith(("/any", "/all")):
+            return self.string_function(lowered)
+        if "/" in word and lowered.endswith(("/any", "/all")):
             return self.lambda_clause(word)
-        prop = self.property_path(word)
+        name, prop = self.property_path(word)
         op = self.take()[1].lower()
         if op == "in":
-            self.take("(")
-            values = [self.literal()]
-            while self.peek(","):
-                self.take(",")
-                values.append(self.literal())
-            self.take(")")
-            lowered_values = [v.lower() if isinstance(v, str) else v for v in values]
-            return lambda item: _norm(prop(item)) in lowered_values
+            return self.in_clause(name, prop)
+        if op not in ("eq", "ne", "gt", "ge", "lt", "le"):
+            raise bad_request(f"Invalid filter clause: unsupported operator '{op}'.")
         value = self.literal()
-        if op == "ne" or value is None:
-            self.advanced = True
+        self.note(name, {"gt": "ge", "lt": "le"}.get(op, op))
+        if value is None:
+            self.note(name, "null")
         return _compare(prop, op, value)
+
+    def string_function(self, lowered: str) -> Predicate:
+        self.take("(")
+        name, prop = self.property_path(self.take()[1])
+        self.take(",")
+        value = self.literal()
+        self.take(")")
+        self.note(name, "startsWith" if lowered == "startswith" else "endsWith")
+        test = str.startswith if lowered == "startswith" else str.endswith
+        return lambda item: isinstance(v := prop(item), str) and test(v.lower(), str(value).lower())
+
+    def in_clause(self, name: str, prop: Callable[[dict[str, Any]], Any]) -> Predicate:
+        self.take("(")
+        values = [self.literal()]
+        while self.peek(","):
+            self.take(",")
+            values.append(self.literal())
+        self.take(")")
+        self.note(name, "in")
+        lowered_values = [_norm(v) for v in values]
+        return lambda item: _norm(prop(item)) in lowered_values
 
     def lambda_clause(self, word: str) -> Predicate:
         collection, kind = word.rsplit("/", 1)
@@ -144,9 +198,10 @@ class _Parser:
             token = self.take()
             depth += token[1] == "("
             depth -= token[1] == ")"
-        inner = _Parser(self.tokens[start : self.i - 1], lambda_var=variable)
+        inner = _Parser(self.tokens[start : self.i - 1], lambda_var=variable, prefix=collection + "/")
         predicate = inner.parse()
-        self.advanced |= inner.advanced
+        self.note(collection, kind.lower())
+        self.clauses.extend(inner.clauses)
         quantifier = any if kind.lower() == "any" else all
 
         def test(item: dict[str, Any]) -> bool:
@@ -155,11 +210,12 @@ class _Parser:
 
         return test
 
-    def property_path(self, word: str) -> Callable[[dict[str, Any]], Any]:
+    def property_path(self, word: str) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+        """The clause name of a property (a lambda member is named by its own path) and its accessor."""
         if self.lambda_var and (word == self.lambda_var or word.startswith(self.lambda_var + "/")):
             rest = word[len(self.lambda_var) + 1 :]
-            return lambda item: item["$it"] if not rest else _path(item["$it"], rest)
-        return lambda item: _path(item, word)
+            return rest, (lambda item: item["$it"] if not rest else _path(item["$it"], rest))
+        return word, (lambda item: _path(item, word))
 
     def literal(self) -> Any:
         kind, value = self.take()
@@ -167,14 +223,12 @@ class _Parser:
             return value[1:-1].replace("''", "'")
         if kind == "num":
             return float(value) if "." in value else int(value)
-        if kind == "dt":
+        if kind in ("dt", "guid"):
             return value
         if kind == "word" and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if kind == "word" and value.lower() == "null":
             return None
-        if kind == "word" and re.fullmatch(r"[0-9a-fA-F-]{36}", value):
-            return value
         raise bad_request(f"Invalid filter clause: '{value}' is not a literal.")
 
 
@@ -185,6 +239,10 @@ def _norm(value: Any) -> Any:
 def _compare(prop: Callable, op: str, value: Any) -> Predicate:
     def test(item: dict[str, Any]) -> bool:
         actual = prop(item)
+        if isinstance(actual, list) and op in ("eq", "ne"):
+            # Graph compares a string collection (businessPhones, otherMails) by membership.
+            found = _norm(value) in [_norm(a) for a in actual]
+            return found if op == "eq" else not found
         a, b = _norm(actual), _norm(value)
         if op == "eq":
             return a == b
@@ -194,60 +252,177 @@ def _compare(prop: Callable, op: str, value: Any) -> Predicate:
             return False
         try:
             return {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op]
-        except KeyError:
-            raise bad_request(f"Invalid filter clause: unsupported operator '{op}'.") from None
         except TypeError:
             return False
 
     return test
 
 
+def parse(text: str | None) -> Filter | None:
+    """The parsed $filter, or None when there is none."""
+    if not text or not text.strip():
+        return None
+    parser = _Parser(_tokens(text))
+    predicate = parser.parse()
+    return Filter(predicate, parser.clauses, parser.advanced)
+
+
 def parse_filter(text: str | None) -> tuple[Predicate | None, bool]:
     """A predicate for $filter (or None), and whether the filter needs advanced-query capabilities."""
-    if not text:
-        return None, False
-    parser = _Parser(_tokens(text))
-    return parser.parse(), parser.advanced
+    parsed = parse(text)
+    return (parsed.predicate, parsed.advanced) if parsed else (None, False)
 
 
-def select(item: dict[str, Any], fields: str | None, allowed: set[str] | None = None) -> dict[str, Any]:
-    """$select: only the named properties (plus @odata.type and id), 400 for an unknown property."""
-    if not fields:
+# --- advanced queries ----------------------------------------------------------------------------------
+
+
+def consistency_eventual(request: web.Request) -> bool:
+    return request.headers.get("ConsistencyLevel", "").strip().lower() == "eventual"
+
+
+def count_requested(request: web.Request) -> bool:
+    return request.query.get("$count", "").strip().lower() == "true"
+
+
+def advanced_query(request: web.Request) -> bool:
+    """Both advanced query parameters: the ConsistencyLevel: eventual header and $count=true."""
+    return consistency_eventual(request) and count_requested(request)
+
+
+def unsupported_property(path: str, resource: str) -> GraphError:
+    """Graph's 400 for a clause the property does not support (or supports only in advanced queries)."""
+    return bad_request(
+        f"Unsupported or invalid query filter clause specified for property '{path}' of resource '{resource}'.",
+        code="Request_UnsupportedQuery",
+    )
+
+
+def operator_needs_advanced(op: str) -> GraphError:
+    """The documented 400 for an operator used without the advanced query parameters (aad-advanced-queries)."""
+    return bad_request(
+        f"Operator '{op}' is not supported because the required parameters might be missing. Try adding $count=true "
+        "query parameter and ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries "
+        "for more information",
+        code="Request_UnsupportedQuery",
+    )
+
+
+def check_filter(
+    parsed: Filter | None, support: Mapping[str, Support], resource: str, *, advanced: bool, directory: bool = True
+) -> None:
+    """Raise Graph's 400 unless every clause is supported for its property, in this (advanced or not) query.
+
+    `support` maps a property path (lambda members as `collection/member`) to its operators. Properties that are
+    missing do not support $filter. For directory objects ne, not and endsWith are operators of advanced queries
+    everywhere; a property's eq may itself be advanced-only (mobilePhone, onPremisesExtensionAttributes).
+    Outside the directory (`directory=False`: reports, audits) there are no advanced queries and only the listed
+    operators work.
+    """
+    if parsed is None:
+        return
+    for clause in parsed.clauses:
+        allowed = _support_for(support, clause.path)
+        level = allowed.get(clause.op) if allowed is not None else None
+        if directory and level is None and clause.op in ("ne", "not") and allowed and allowed.get("eq"):
+            # "All properties that support the eq operator also support the ne or not operators" (advanced only).
+            level = ADVANCED
+        if level is None:
+            raise unsupported_property(clause.path, resource)
+        if level == ADVANCED and not advanced:
+            if clause.op in ("ne", "not", "endsWith"):
+                raise operator_needs_advanced(clause.op)
+            raise unsupported_property(clause.path, resource)
+
+
+def _support_for(support: Mapping[str, Support], path: str) -> Support | None:
+    if path in support:
+        return support[path]
+    head = path.split("/", 1)[0]
+    # A sub-property (onPremisesExtensionAttributes/extensionAttribute1) inherits its complex property's row.
+    return support.get(head + "/*")
+
+
+# --- $select, $top, paging ------------------------------------------------------------------------------
+
+
+def select_fields(fields: str | None) -> list[str]:
+    return [f.strip() for f in (fields or "").split(",") if f.strip()]
+
+
+def select(
+    item: dict[str, Any], fields: str | None, allowed: set[str] | None = None, type_name: str = "user"
+) -> dict[str, Any]:
+    """$select: only the named properties (plus @odata.type), 400 for an unknown property.
+
+    The docs give no example of the error; Graph's OData layer answers an unknown property with 400 BadRequest
+    "Parsing OData Select and Expand failed: Could not find a property named '…' on type 'microsoft.graph.…'."
+    """
+    names = select_fields(fields)
+    if not names:
         return item
-    names = [f.strip() for f in fields.split(",") if f.strip()]
     if allowed is not None:
-        unknown = [n for n in names if n not in allowed]
+        unknown = [n for n in names if n not in allowed and n != "*"]
         if unknown:
-            raise bad_request(f"Could not find a property named '{unknown[0]}' on type 'microsoft.graph.user'.")
+            raise bad_request(
+                "Parsing OData Select and Expand failed: Could not find a property named "
+                f"'{unknown[0]}' on type 'microsoft.graph.{type_name}'.",
+                code="BadRequest",
+            )
+    if "*" in names:
+        return item
     out = {k: item[k] for k in ("@odata.type",) if k in item}
     for name in names:
         out[name] = item.get(name)
     return out
 
 
-def page(
-    request: web.Request, items: list[dict[str, Any]], context: str, *, top_max: int = 999, count: int | None = None
-) -> web.Response:
-    """One page of `items` with @odata.nextLink ($skiptoken is opaque) and @odata.count when asked for."""
+def top(request: web.Request, top_max: int = 999, default: int = DEFAULT_PAGE) -> int:
+    """The page size: $top (1..top_max) or the default."""
+    raw = request.query.get("$top")
+    if raw is None:
+        return default
     try:
-        top = int(request.query.get("$top", DEFAULT_PAGE))
+        value = int(raw)
     except ValueError:
-        raise bad_request("Invalid value for $top.") from None
-    if not 1 <= top <= top_max:
-        raise bad_request(f"Invalid page size specified: '{top}'. Must be between 1 and {top_max} inclusive.")
-    offset = 0
+        raise bad_request(f"Invalid value '{raw}' for $top.") from None
+    if not 1 <= value <= top_max:
+        raise bad_request(f"Invalid page size specified: '{value}'. Must be between 1 and {top_max} inclusive.")
+    return value
+
+
+def _offset(request: web.Request) -> int:
     token = request.query.get("$skiptoken")
-    if token:
-        try:
-            offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
-        except (ValueError, KeyError):
-            raise bad_request("Invalid $skiptoken.") from None
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))["o"]
+    except (ValueError, KeyError, TypeError):
+        raise bad_request("Invalid $skiptoken.") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise bad_request("Invalid $skiptoken.")
+    return offset
+
+
+def page(
+    request: web.Request,
+    items: list[dict[str, Any]],
+    context: str,
+    *,
+    top_max: int = 999,
+    count: int | None = None,
+    default_size: int = DEFAULT_PAGE,
+) -> web.Response:
+    """One page of `items` with @odata.nextLink ($skiptoken is opaque) and, on the first page only,
+    @odata.count when asked for (https://learn.microsoft.com/graph/paging; aad-advanced-queries)."""
+    size = top(request, top_max, default_size)
+    offset = _offset(request)
     body: dict[str, Any] = {"@odata.context": context}
-    if count is not None:
+    if count is not None and offset == 0:
         body["@odata.count"] = count
-    body["value"] = items[offset : offset + top]
-    if offset + top < len(items):
+    body["value"] = items[offset : offset + size]
+    if offset + size < len(items):
         query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
-        query["$skiptoken"] = base64.urlsafe_b64encode(json.dumps({"o": offset + top}).encode()).decode()
+        token = base64.urlsafe_b64encode(json.dumps({"o": offset + size}).encode()).decode().rstrip("=")
+        query["$skiptoken"] = token
         body["@odata.nextLink"] = str(request.url.with_query(query))
     return web.json_response(body)
