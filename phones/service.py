@@ -58,6 +58,5 @@ async def run_phone_sync(
         on_step=on_step,
         **extra,
     )
-    summary = await sync.run(candidates, mode=mode, dry_run=dry_run, key=run_key(kind, users, group, mode))
-    summary.missing = missing
-    return summary
+    key = run_key(kind, users, group, mode)
+    return await sync.run(candidates, mode=mode, dry_run=dry_run, key=key, missing=missing)

@@ -100,7 +100,13 @@ class PhoneSync:
         self._on_step = on_step
 
     async def run(
-        self, candidates: list[Candidate], *, mode: str = "add", dry_run: bool = False, key: str = "default"
+        self,
+        candidates: list[Candidate],
+        *,
+        mode: str = "add",
+        dry_run: bool = False,
+        key: str = "default",
+        missing: list[str] | None = None,
     ) -> Summary:
         if dry_run:
             summary = Summary(run_id="dry-run", mode=mode, dry_run=True, users=len(candidates))
@@ -118,6 +124,7 @@ class PhoneSync:
                     summary.resumed_done += 1
                 else:
                     todo.append(candidate)
+        summary.missing = list(missing or [])
         control = Aimd(self._max_batches, sleep=self._sleep)
         queue: asyncio.Queue[tuple[list[Candidate], int]] = asyncio.Queue()
         for start in range(0, len(todo), 20):
@@ -139,16 +146,16 @@ class PhoneSync:
                     queue.task_done()
 
         workers = [asyncio.create_task(worker()) for _ in range(self._max_batches)]
+        joined = asyncio.create_task(queue.join())
         try:
-            joined = asyncio.create_task(queue.join())
             done, _ = await asyncio.wait([joined, *workers], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not joined and task.exception():
                     raise task.exception()  # a crash (storage or Graph down): the run stays open to resume
         finally:
-            for task in workers:
+            for task in [*workers, joined]:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*workers, joined, return_exceptions=True)
         summary.peak_window, summary.halvings = control.peak, control.halvings
         if run is not None:
             await self._runs.finish(run, summary.counts)

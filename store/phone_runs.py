@@ -9,17 +9,19 @@ crash is not repeated. Phone numbers are written here (they are directory data, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from azure.data.tables import UpdateMode
 
 from .tables import Tables
 
+TRANSIENT_ATTEMPTS = 4  # checkpoint upserts are idempotent: a reset connection or a 5xx is simply retried
 CLAIMED = "claimed"
 DONE = "done"
 
@@ -39,6 +41,22 @@ class PhoneRun:
     finished_at: datetime | None = None
     counters: dict[str, int] = field(default_factory=dict)
     resumed: int = 0
+
+
+async def _submit(table, ops: list) -> None:
+    for attempt in range(TRANSIENT_ATTEMPTS):
+        try:
+            await table.submit_transaction(ops)
+            return
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            error: Exception = exc
+        except HttpResponseError as exc:
+            if exc.status_code is None or exc.status_code < 500:
+                raise
+            error = exc
+        if attempt == TRANSIENT_ATTEMPTS - 1:
+            raise error
+        await asyncio.sleep(0.2 * 2**attempt)
 
 
 class PhoneRunStore:
@@ -124,7 +142,7 @@ class PhoneRunStore:
                 ("upsert", {"PartitionKey": run_id, "RowKey": uid, "State": CLAIMED, "At": at}, {"mode": "merge"})
                 for uid in user_ids[start : start + 100]
             ]
-            await table.submit_transaction(ops)
+            await _submit(table, ops)
 
     async def done(self, run_id: str, outcomes: list[dict[str, Any]]) -> None:
         """Record outcomes: dicts with user_id, action, number, detail."""
@@ -147,4 +165,4 @@ class PhoneRunStore:
                 )
                 for o in outcomes[start : start + 100]
             ]
-            await table.submit_transaction(ops)
+            await _submit(table, ops)
