@@ -347,17 +347,14 @@ async def test_top_must_be_between_1_and_999(raw: Raw):
     assert statuses == [400, 400, 200]
 
 
-async def test_default_page_is_100_and_typed_paging_reaches_every_user(tenant_env: TenantServer):
+async def test_default_page_is_100_and_next_links_reach_every_user(tenant_env: TenantServer, raw: Raw):
     add_users(tenant_env, 120)
-    users = graph_client(tenant_env).users
-    page = await users.get()
-    sizes, seen = [], []
-    while True:
-        sizes.append(len(page.value))
-        seen += [u.id for u in page.value]
-        if not page.odata_next_link:
-            break
-        page = await users.with_url(page.odata_next_link).get()
+    body = (await raw("GET", "/users", params={"$select": "id"})).json()
+    sizes, seen = [len(body["value"])], [u["id"] for u in body["value"]]
+    while "@odata.nextLink" in body:
+        body = (await raw("GET", body["@odata.nextLink"])).json()
+        sizes.append(len(body["value"]))
+        seen += [u["id"] for u in body["value"]]
     assert sizes == [100, 120 + len(U) - 100]
     assert sorted(seen) == sorted(tenant_env.state.users)
 
