@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import azure.functions as func
 
@@ -86,7 +87,7 @@ async def slow(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="msg", queue_name="%SAMPLE_QUEUE%", connection="SampleStorage")
 async def on_message(msg: func.QueueMessage) -> None:
     body = msg.get_body()
-    calls["queue"].append((body, msg.dequeue_count, msg.id, msg.pop_receipt, msg.insertion_time))
+    calls["queue"].append((body, msg.dequeue_count, msg.id, msg.pop_receipt, msg.insertion_time, time.monotonic()))
     if body in fail_queue_bodies:
         raise RuntimeError("asked to fail")
 
