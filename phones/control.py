@@ -43,12 +43,14 @@ class Aimd:
             self.inflight -= 1
             if throttled:
                 if epoch == self.epoch:
+                    # The first throttled answer of an episode; batches sent before it that come back throttled
+                    # too (an older epoch) neither halve the window again nor pause again.
                     self.window = max(1.0, self.window / 2)
                     self.epoch += 1
                     self.halvings += 1
-                if self._gate.is_set() and retry_after > 0:
-                    self._gate.clear()
-                    pause = retry_after
+                    if self._gate.is_set() and retry_after > 0:
+                        self._gate.clear()
+                        pause = retry_after
             else:
                 self.window = min(float(self.maximum), self.window + 1.0 / self.window)
                 self.peak = max(self.peak, self.window)
