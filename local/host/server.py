@@ -248,6 +248,18 @@ class DevHost(ThreadedServer):
             restore_values(self._replaced)
             self._replaced = {}
 
+    def start(self) -> DevHost:
+        try:
+            return super().start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        super().stop()
+        restore_values(self._replaced)  # also when the host was built but never started
+        self._replaced = {}
+
     async def __aenter__(self) -> DevHost:
         await self.start_async()
         return self
