@@ -112,6 +112,7 @@ class DevHost(ThreadedServer):
         return f"{self.url}{prefix}/{spec.route}"
 
     def web_app(self) -> web.Application:
+        # 100 MB: the HTTP trigger's documented maximum request size (functions-bindings-http-webhook#limits).
         app = web.Application(
             client_max_size=100 * 1024 * 1024, middlewares=[signin_middleware(lambda: self.local_signin)]
         )
