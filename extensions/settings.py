@@ -105,9 +105,7 @@ class Settings(BaseSettings):
         if value == "businessPhones[0]":
             value = "businessPhones"
         if value not in allowed:
-            raise ValueError(
-                "PHONE_SOURCE_ATTRIBUTE must be mobilePhone, businessPhones or extensionAttribute1..15"
-            )
+            raise ValueError("PHONE_SOURCE_ATTRIBUTE must be mobilePhone, businessPhones or extensionAttribute1..15")
         return value
 
     @field_validator("phone_sync_mode")
