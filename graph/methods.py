@@ -168,7 +168,7 @@ class Methods:
         if after is None:  # something was refused, so the re-read did not run: retry the refused, then read
             refused = [m for m in plain if m.id in report.failures]
             if refused:
-                await self._batch(user_id, refused, None, report, False, sequential=True)
+                await self._batch(user_id, refused, None, report, False)
             after = await self.list(user_id)
         after += [m for m in wanted if m.beta and m.id in report.failures]
         report.remaining = [m for m in after if m.type != PASSWORD_TYPE]
@@ -185,33 +185,26 @@ class Methods:
         default_id: str | None,
         report: DeletionReport,
         revoke_sessions: bool,
-        *,
-        sequential: bool = False,
     ) -> list[Method] | None:
         """One $batch; the verified method list when the re-read inside it ran, else None."""
+        # Graph runs a batch either fully in parallel or fully in sequence ("Batch should be either fully
+        # sequential or fully parallel", json-batching): each item depends on the one before it, so the
+        # default method goes last and alternateMobile before mobile (the sort order), all in one round trip.
         items: list[BatchItem] = []
         if revoke_sessions:
             items.append(BatchItem(id="revoke", method="POST", url=f"/users/{segment(user_id)}/revokeSignInSessions"))
         by_id: dict[str, Method] = {}
-        first = [m for m in methods if m.id != default_id]
-        last = [m for m in methods if m.id == default_id]
-        previous: list[str] = []
-        for index, method in enumerate(first + last):
+        ordered = [m for m in methods if m.id != default_id] + [m for m in methods if m.id == default_id]
+        for index, method in enumerate(ordered):
             item_id = f"m{index}"
             by_id[item_id] = method
-            depends: list[str] = []
-            if sequential and previous:
-                depends = previous[-1:]
-            elif method in last:
-                depends = [i for i in by_id if i != item_id]
-            elif method.phone_type == "mobile":  # alternateMobile needs mobile: delete it first
-                depends = [i for i, m in by_id.items() if m.phone_type == "alternateMobile"]
+            depends = [items[-1].id] if items else []
             items.append(BatchItem(id=item_id, method="DELETE", url=method.path(user_id), depends_on=depends))
-            previous.append(item_id)
         verify = len(items) < MAX_BATCH
         if verify:
             path = f"/users/{segment(user_id)}/authentication/methods"
-            items.append(BatchItem(id="verify", method="GET", url=path, depends_on=list(by_id)))
+            depends = [items[-1].id] if items else []
+            items.append(BatchItem(id="verify", method="GET", url=path, depends_on=depends))
         results: dict = {}
         for chunk in chunks(items):
             results.update(await run_batch(self._caller, chunk))

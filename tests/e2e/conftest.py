@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from extensions import container as product_container
@@ -46,6 +47,8 @@ def stack(tenant: TenantServer, azurite, monkeypatch: pytest.MonkeyPatch, tmp_pa
     product_container.use_container(None)
     host = DevHost(settings_file=None, host_json=tmp_path / "host.json", port=0, function_key="e2e-key")
     with host:
+        # Graph's real rule: a batch is fully sequential or fully parallel.
+        httpx.put(f"{tenant.url}/_control/batch", json={"sequencing": "strict"}).raise_for_status()
         em = EMControl(tenant)
         em.point_extensions_at(f"{host.url}/api/callout")
         yield Stack(tenant, host, em, settings)
