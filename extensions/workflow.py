@@ -15,7 +15,7 @@ from typing import Any
 
 from graph.directory import Directory
 from graph.entitlement import AssignmentRequest, Entitlement
-from graph.errors import GraphCallError
+from graph.errors import GraphCallError, IncompleteDeletion
 from graph.methods import ALL_DELETABLE, Methods
 from notify import Event, EventKind, Notifier
 from store.pickups import PickupStore
@@ -169,13 +169,19 @@ class Workflow:
         usable = prefetch.get("target", "").lower() == target.lower()
         if not done:
             # One $batch revokes the sessions, deletes the methods (default last) and re-reads them.
-            report = await self.methods.delete_all(
-                target,
-                self._method_types(),
-                snapshot=prefetch.get("snapshot") if usable else None,
-                revoke_sessions=True,
-            )
-            reset.deleted_methods = [m.label for m in report.deleted]
+            try:
+                report = await self.methods.delete_all(
+                    target,
+                    self._method_types(),
+                    snapshot=prefetch.get("snapshot") if usable else None,
+                    revoke_sessions=True,
+                )
+            except IncompleteDeletion as exc:
+                # Throttled halfway: keep what is gone for the summary, and let the redelivery finish the rest.
+                reset.deleted_methods = _merged(reset.deleted_methods, [m.label for m in exc.report.deleted])
+                await self.resets.save(reset)
+                raise
+            reset.deleted_methods = _merged(reset.deleted_methods, [m.label for m in report.deleted])
             reset.remaining_methods = [m.label for m in report.remaining]
             await asyncio.gather(
                 self.resets.save(reset),
@@ -304,6 +310,11 @@ class Workflow:
             await self._resume_once(item, f"MFA reset failed: {reason}", wait, denied=item.stage == CREATED)
         except GraphCallError as exc:
             log.error("could not resume %s after failure: %s", item.request_id, exc)
+
+
+def _merged(before: list[str], now: list[str]) -> list[str]:
+    """Labels deleted by earlier tries, then this one's (a redelivery only sees what was left)."""
+    return before + [label for label in now if label not in before]
 
 
 def _summary(reset: Reset) -> str:

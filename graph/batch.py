@@ -83,11 +83,21 @@ async def run_batch(
             if result.status in RETRYABLE and result.id in by_id:
                 retry.append(by_id[result.id])
                 delay = max(delay, _retry_after(result, base_delay * 2**attempt))
-        # An item that depended on a throttled one failed with 424: it goes again with its dependency.
+        # An item that depended on a throttled one failed with 424, and so did everything after it in a chain:
+        # they go again with their dependency (transitively, so a sequential batch resumes where it stopped).
         retried = {item.id for item in retry}
-        for item in pending:
-            if results.get(item.id) and results[item.id].status == 424 and set(item.depends_on) & retried:
-                retry.append(item)
+        grew = True
+        while grew:
+            grew = False
+            for item in pending:
+                result = results.get(item.id)
+                if item.id in retried or result is None or result.status != 424:
+                    continue
+                if set(item.depends_on) & retried:
+                    retry.append(item)
+                    retried.add(item.id)
+                    grew = True
+        retry.sort(key=lambda item: pending.index(item))  # keep the original order for dependsOn
         if not retry or attempt == attempts - 1:
             break
         await sleep(delay)

@@ -29,3 +29,15 @@ class NotFound(GraphCallError):
 
 class Forbidden(GraphCallError):
     """403: our identity lacks a permission; an operator must grant it."""
+
+
+class IncompleteDeletion(GraphCallError):
+    """Some methods are still registered only because Graph throttled or failed transiently: try again later.
+
+    Carries what was deleted so far, so a retry can report the whole reset.
+    """
+
+    def __init__(self, report, path: str = ""):
+        left = ", ".join(m.label for m in report.remaining)
+        super().__init__(503, "incompleteDeletion", f"still registered after transient errors: {left}", "DELETE", path)
+        self.report = report

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batch import MAX_BATCH, BatchItem, batch_error, chunks, run_batch
+from .errors import IncompleteDeletion
 from .raw import GraphCaller, segment
 
+TRANSIENT = {429, 500, 502, 503, 504}
 PASSWORD_TYPE = "password"  # noqa: S105 - a method type name, not a secret
 
 # @odata.type suffix → (short type name, collection segment under /users/{id}/authentication/).
@@ -91,6 +93,7 @@ class DeletionReport:
     deleted: list[Method] = field(default_factory=list)
     remaining: list[Method] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # method id → Graph's error
+    transient: set[str] = field(default_factory=set)  # method ids refused only by throttling or an outage
     revoked: bool = False
 
 
@@ -163,12 +166,14 @@ class Methods:
             response = await self._caller.send("DELETE", f"{self._caller.beta_url}{method.path(user_id)}")
             if response.status_code >= 400 and response.status_code != 404:
                 report.failures[method.id] = f"{response.status_code}"
+                if response.status_code in TRANSIENT:
+                    report.transient.add(method.id)
         plain = [m for m in wanted if not m.beta]
         after = await self._batch(user_id, plain, snapshot.default_id, report, revoke_sessions)
         if after is None:  # something was refused, so the re-read did not run: retry the refused, then read
             refused = [m for m in plain if m.id in report.failures]
             if refused:
-                await self._batch(user_id, refused, None, report, False)
+                await self._batch(user_id, refused, snapshot.default_id, report, False)
             after = await self.list(user_id)
         after += [m for m in wanted if m.beta and m.id in report.failures]
         report.remaining = [m for m in after if m.type != PASSWORD_TYPE]
@@ -176,6 +181,11 @@ class Methods:
         report.deleted = [m for m in wanted if m.id not in gone]
         for method in report.deleted:
             report.failures.pop(method.id, None)
+            report.transient.discard(method.id)
+        if report.transient & {m.id for m in report.remaining}:
+            # Throttling or an outage, not a refusal: the caller retries (a redelivery) instead of reporting
+            # these methods as kept.
+            raise IncompleteDeletion(report, f"/users/{segment(user_id)}/authentication/methods")
         return report
 
     async def _batch(
@@ -218,6 +228,10 @@ class Methods:
                 continue
             error = (result.body or {}).get("error", {}) if isinstance(result.body, dict) else {}
             report.failures[method.id] = f"{result.status} {error.get('code', '')}: {error.get('message', '')}"
+            if result.status in TRANSIENT or result.status == 424:  # 424: behind a throttled item
+                report.transient.add(method.id)
+            else:
+                report.transient.discard(method.id)
         verified = results.get("verify")
         if not verify or verified is None or not verified.ok:
             return None

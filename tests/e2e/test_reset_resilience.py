@@ -68,7 +68,8 @@ def test_every_reset_completes_with_a_fifth_of_graph_calls_throttled_or_failing(
         stack.em.wait_stage_status(request_id, "assignmentRequestCreated", {"callbackReceived"}, seconds=60)
         approve_both(stack, request_id)
     for request_id, target in zip(requests, targets, strict=True):
-        stack.em.wait_stage_status(request_id, "assignmentRequestGranted", {"callbackReceived"}, seconds=90)
+        granted = stack.em.wait_stage_status(request_id, "assignmentRequestGranted", {"callbackReceived"}, seconds=90)
+        assert "Still registered" not in granted["detail"], granted["detail"]
         assert [m["@odata.type"] for m in stack.tenant.state.users[target]["methods"]] == [PASSWORD]
         assert len(resumes(stack, request_id)) == 2
     counters = httpx.get(f"{stack.tenant.url}/_control/throttle").json()["counters"]
