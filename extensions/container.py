@@ -11,7 +11,8 @@ from graph.directory import Directory
 from graph.entitlement import Entitlement
 from graph.methods import Methods
 from graph.raw import GraphCaller
-from notify import Notifier, RecordingNotifier
+from notify import Notifier
+from notify.factory import build_notifier
 from store.callouts import CalloutStore
 from store.clients import queue_client, table_service
 from store.pickups import PickupStore
@@ -49,11 +50,15 @@ class Container:
         resets = ResetStore(tables)
         pickups = PickupStore(tables)
         graph = GraphCaller(graph_client(settings))
-        notifier = notifier or RecordingNotifier()
+        # The real transports when settings enable them; a RecordingNotifier otherwise (and for pure units).
+        notifier = notifier or build_notifier(settings, graph, resets)
         workflow = Workflow(settings, Directory(graph), Methods(graph), Entitlement(graph), resets, pickups, notifier)
         return cls(settings, callouts, verifier, http, tables, resets, pickups, graph, notifier, workflow)
 
     async def close(self) -> None:
+        close_notifier = getattr(self.notifier, "close", None)
+        if close_notifier is not None:
+            await close_notifier()
         await self.callouts.close()
         await self.tables.close()
         await self.http.aclose()
