@@ -20,6 +20,7 @@ from notify.factory import build_notifier
 from store.records import ResetStore
 from store.tables import Tables
 from tests.conftest import F
+from tests.e2e.conftest import stack  # noqa: F401 (the e2e stack fixture, for test_notify_flow.py)
 
 SENDER = "DoNotReply@contoso.local"
 WEBHOOK_SECRET = "sig-0123456789abcdef"
