@@ -18,12 +18,27 @@ import trustme
 from aiohttp import web
 
 from ..threaded import ThreadedServer
-from . import acs, auth, bot, control, em, graph_batch, graph_directory, graph_methods, throttle
+from . import (
+    acs,
+    auth,
+    bot,
+    control,
+    em,
+    graph_apps,
+    graph_batch,
+    graph_directory,
+    graph_governance,
+    graph_methods,
+    graph_packages,
+    graph_policies,
+    throttle,
+)
 from .appkeys import CONFIG, STATE, URLS
 from .errors import GraphError, graph_error
 from .state import TenantState
 
 ROUTE_MODULES = (auth, control, throttle, graph_directory, graph_methods, graph_batch, em, acs, bot)
+ROUTE_MODULES += (graph_governance, graph_packages, graph_policies, graph_apps)  # operator setup (provision/)
 
 
 @dataclass

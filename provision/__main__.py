@@ -1,0 +1,5 @@
+"""`python -m provision plan|apply|status --config provision.yaml`."""
+
+from .cli import app
+
+app()
