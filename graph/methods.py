@@ -154,22 +154,22 @@ class Methods:
         revoke_sessions: bool = False,
     ) -> DeletionReport:
         """Delete every method of the given types (never the password) and verify, in as few round trips as
-        Graph allows: one $batch revokes sessions, deletes the others in parallel, the default method after
-        them (dependsOn) and re-reads the methods after all (dependsOn). Anything Graph still refuses is
-        retried once the rest are gone.
+        Graph allows: one sequential $batch revokes sessions, deletes the methods with the default last and
+        re-reads them, while beta-only methods are deleted beside it. Anything Graph still refuses is retried
+        once the rest are gone; methods left only by throttling raise IncompleteDeletion (retry later).
         """
         snapshot = snapshot or await self.snapshot(user_id)
         wanted = [m for m in snapshot.methods if m.type in types and m.type != PASSWORD_TYPE and m.collection]
         wanted.sort(key=lambda m: m.order)
         report = DeletionReport()
-        for method in [m for m in wanted if m.beta]:  # a v1.0 batch cannot carry beta URLs
-            response = await self._caller.send("DELETE", f"{self._caller.beta_url}{method.path(user_id)}")
-            if response.status_code >= 400 and response.status_code != 404:
-                report.failures[method.id] = f"{response.status_code}"
-                if response.status_code in TRANSIENT:
-                    report.transient.add(method.id)
         plain = [m for m in wanted if not m.beta]
-        after = await self._batch(user_id, plain, snapshot.default_id, report, revoke_sessions)
+        # A v1.0 batch cannot carry beta URLs: beta-only methods (hardware OATH) are deleted alongside it, in the
+        # same round trip. Graph refuses the default method while they remain; the batch deletes it last, and
+        # should it still lose that race, the refusal is retried below like any other.
+        after, _ = await asyncio.gather(
+            self._batch(user_id, plain, snapshot.default_id, report, revoke_sessions),
+            asyncio.gather(*(self._delete_beta(user_id, m, report) for m in wanted if m.beta)),
+        )
         if after is None:  # something was refused, so the re-read did not run: retry the refused, then read
             refused = [m for m in plain if m.id in report.failures]
             if refused:
@@ -187,6 +187,13 @@ class Methods:
             # these methods as kept.
             raise IncompleteDeletion(report, f"/users/{segment(user_id)}/authentication/methods")
         return report
+
+    async def _delete_beta(self, user_id: str, method: Method, report: DeletionReport) -> None:
+        response = await self._caller.send("DELETE", f"{self._caller.beta_url}{method.path(user_id)}")
+        if response.status_code >= 400 and response.status_code != 404:
+            report.failures[method.id] = f"{response.status_code}"
+            if response.status_code in TRANSIENT:
+                report.transient.add(method.id)
 
     async def _batch(
         self,
