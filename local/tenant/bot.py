@@ -1,5 +1,5 @@
-"""Teams messaging stand-ins: the Bot Connector API (serviceUrl = {tenant}/botframework/), the Graph routes that
-install our Teams app for a user, and a Teams Workflows webhook sink, each with a control API.
+"""Teams messaging stand-ins: the Bot Connector API (serviceUrl = {tenant}/botframework/) and the Graph routes that
+install our Teams app for a user, with a control API (the Workflows webhook sink is in webhook.py).
 
 Documentation followed:
 - Bot Connector REST v3: https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference
@@ -18,17 +18,12 @@ Documentation followed:
   https://learn.microsoft.com/graph/api/userteamwork-list-installedapps ($expand=teamsApp,teamsAppDefinition,
   $filter=teamsApp/externalId eq '...'; with a *Self* permission only the caller's own app is visible).
   Get: userteamwork-get-installedapps; remove: userteamwork-delete-installedapps.
-- Workflows webhook: https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook
-  (Workflows "When a Teams webhook request is received": {type: "message", attachments: [{contentType:
-  "application/vnd.microsoft.card.adaptive", content: {AdaptiveCard}}]} → 202).
 
 Choices where the docs are silent are marked "Docs silent" at the handler.
 
 Control (no auth, loopback only):
 | GET/DELETE /_control/bot/activities            | every activity sent: conversation, recipient, text, attachments |
 | GET        /_control/bot/conversations         | conversation id → user id                                       |
-| GET/DELETE /_control/webhooks/{name}           | the payloads a webhook received, oldest first                   |
-| PUT        /_control/webhooks/{name}/fail      | {count, status}: the next posts answer that status              |
 """
 
 from __future__ import annotations
@@ -74,7 +69,7 @@ class BotError(Exception):
 
 
 def _extras(state: TenantState) -> dict[str, Any]:
-    return state.extras.setdefault("bot", {"conversations": {}, "activities": [], "webhooks": {}, "fail": {}})
+    return state.extras.setdefault("bot", {"conversations": {}, "activities": []})
 
 
 def _bot(state: TenantState) -> dict[str, Any]:
@@ -358,54 +353,6 @@ async def uninstall(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-# --- Workflows webhook ------------------------------------------------------------------------------------
-
-
-def _workflow_error(status: int, code: str, message: str) -> web.Response:
-    # Workflows run on Logic Apps, whose request trigger answers errors as {"error": {"code", "message"}}.
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def _card_payload_problem(payload: Any) -> str | None:
-    if not isinstance(payload, dict) or payload.get("type") != "message":
-        return "The body must be {type: 'message', attachments: [...]}."
-    attachments = payload.get("attachments")
-    if not isinstance(attachments, list) or not attachments:
-        return "attachments must be a non-empty array."
-    for attachment in attachments:
-        if not isinstance(attachment, dict) or attachment.get("contentType") != CARD:
-            return f"Every attachment must have contentType '{CARD}'."
-        content = attachment.get("content")
-        if not isinstance(content, dict) or content.get("type") != "AdaptiveCard" or not content.get("version"):
-            return "Every attachment's content must be an Adaptive Card with type and version."
-    return None
-
-
-async def webhook(request: web.Request) -> web.Response:
-    """POST /webhooks/{name}: the Workflows trigger "When a Teams webhook request is received"."""
-    state: TenantState = request.app[STATE]
-    name = request.match_info["name"]
-    failures = _extras(state)["fail"].get(name) or []
-    if failures:
-        status = failures.pop(0)
-        headers = {"Retry-After": "1"} if status == 429 else None
-        return web.json_response({"error": {"code": "Injected", "message": "Injected failure."}}, status=status,
-                                 headers=headers)  # fmt: skip
-    raw = await request.read()
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return _workflow_error(400, "InvalidRequestContent", "The request content is not valid JSON.")
-    problem = _card_payload_problem(payload)
-    if problem:
-        # Docs silent: the trigger's schema is the Teams card payload; a mismatch is refused, not posted.
-        return _workflow_error(400, "TriggerInputSchemaMismatch", problem)
-    if len(raw) > MAX_MESSAGE_BYTES:
-        return _workflow_error(413, "MessageSizeTooBig", "Teams messages are limited to about 28 KB.")
-    _extras(state)["webhooks"].setdefault(name, []).append(payload)
-    return web.Response(status=202)
-
-
 # --- control ----------------------------------------------------------------------------------------------
 
 
@@ -421,23 +368,6 @@ async def control_conversations(request: web.Request) -> web.Response:
     return web.json_response(_extras(request.app[STATE])["conversations"])
 
 
-async def control_webhook(request: web.Request) -> web.Response:
-    hooks = _extras(request.app[STATE])["webhooks"]
-    if request.method == "DELETE":
-        hooks.pop(request.match_info["name"], None)
-        return web.Response(status=204)
-    return web.json_response(hooks.get(request.match_info["name"], []))
-
-
-async def control_webhook_fail(request: web.Request) -> web.Response:
-    body = await request.json()
-    status = body.get("status", 500)
-    if not isinstance(status, int) or not 400 <= status <= 599:
-        return web.json_response({"error": "status must be an HTTP error status"}, status=400)
-    _extras(request.app[STATE])["fail"][request.match_info["name"]] = [status] * int(body.get("count", 1))
-    return web.Response(status=204)
-
-
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_post("/botframework/v3/conversations", create_conversation)
@@ -448,10 +378,6 @@ def setup(app: web.Application) -> None:
         r.add_post(base, install)
         r.add_get(base + "/{installation}", get_installed)
         r.add_delete(base + "/{installation}", uninstall)
-    r.add_post("/webhooks/{name}", webhook)
     r.add_get("/_control/bot/activities", control_activities)
     r.add_delete("/_control/bot/activities", control_activities)
     r.add_get("/_control/bot/conversations", control_conversations)
-    r.add_get("/_control/webhooks/{name}", control_webhook)
-    r.add_delete("/_control/webhooks/{name}", control_webhook)
-    r.add_put("/_control/webhooks/{name}/fail", control_webhook_fail)

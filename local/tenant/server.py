@@ -32,12 +32,14 @@ from . import (
     graph_packages,
     graph_policies,
     throttle,
+    webhook,
 )
 from .appkeys import CONFIG, STATE, URLS
 from .errors import GraphError, graph_error
 from .state import TenantState
 
 ROUTE_MODULES = (auth, control, throttle, graph_directory, graph_methods, graph_batch, em, acs, bot)
+ROUTE_MODULES += (webhook,)  # the Teams Workflows webhook sink
 ROUTE_MODULES += (graph_governance, graph_packages, graph_policies, graph_apps)  # operator setup (provision/)
 
 
