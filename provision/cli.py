@@ -76,8 +76,9 @@ def apply(config: Path = CONFIG) -> None:
     result = _execute(config, apply=True)
     console.print(_table(result.changes, "applied"))
     console.print(f"{sum(c.pending for c in result.changes)} change(s) applied.")
-    if result.ids.get("mfaReset"):
-        console.print(f"App setting MFA_RESET_PACKAGE_IDS={result.ids['mfaReset']}")
+    for setting, key in (("MFA_RESET_PACKAGE_IDS", "mfaReset"), ("ONBOARDING_PACKAGE_IDS", "newHire")):
+        if result.ids.get(key):
+            console.print(f"App setting {setting}={result.ids[key]}")
 
 
 @app.command()

@@ -206,3 +206,17 @@ def test_missing_onboarding_group_is_named(empty, tmp_path: Path):
 def test_read_only_commands_change_nothing(empty, tmp_path: Path, command: str):
     run(command, "--config", str(write_config(tmp_path, empty)))
     assert "em" not in empty.state.extras or not empty.state.extras["em"].catalogs
+
+
+def test_sample_config_is_valid():
+    from provision.config import load
+
+    cfg = load(Path(__file__).resolve().parents[2] / "provision" / "provision.sample.yaml")
+    assert cfg.conditional_access.state == "enabledForReportingButNotEnforced"
+
+
+def test_apply_prints_the_package_ids_the_app_settings_need(empty, tmp_path: Path):
+    result = run("apply", "--config", str(write_config(tmp_path, empty)))
+    packages = {p["displayName"]: p["id"] for p in empty.state.extras["em"].packages.values()}
+    assert f"MFA_RESET_PACKAGE_IDS={packages['MFA reset']}" in result.output
+    assert f"ONBOARDING_PACKAGE_IDS={packages['New hire onboarding']}" in result.output
