@@ -31,6 +31,10 @@ PRIVILEGED_ROLE_TEMPLATES = {
 }
 
 
+# NCRONTAB (seconds first): every 5 minutes. The timer reads SWEEP_SCHEDULE itself (see extensions/sweep_timer.py).
+DEFAULT_SWEEP_SCHEDULE = "0 */5 * * * *"
+
+
 class Settings(BaseSettings):
     # enable_decoding off: list settings are plain comma-separated strings in app settings, split below.
     model_config = SettingsConfigDict(
@@ -115,6 +119,14 @@ class Settings(BaseSettings):
     notify_budget_seconds: float = Field(30.0, ge=1, le=600, alias="NOTIFY_BUDGET_SECONDS")
     notify_ca_bundle: str = Field("", alias="NOTIFY_CA_BUNDLE", description="local only: extra CA for ACS over https")
 
+    # Onboarding and the completion sweep (issue 7).
+    onboarding_package_ids: list[str] = Field(default_factory=list, alias="ONBOARDING_PACKAGE_IDS")
+    onboarding_deny_when_registered: bool = Field(True, alias="ONBOARDING_DENY_WHEN_REGISTERED")
+    sweep_schedule: str = Field(DEFAULT_SWEEP_SCHEDULE, alias="SWEEP_SCHEDULE")
+    sweep_max_pickups: int = Field(50, ge=1, le=5000, alias="SWEEP_MAX_PICKUPS_PER_RUN")
+    sweep_time_budget_seconds: float = Field(120, ge=5, le=540, alias="SWEEP_TIME_BUDGET_SECONDS")
+    sweep_count_windows_hello: bool = Field(False, alias="SWEEP_COUNT_WINDOWS_HELLO")
+
     @field_validator("phone_source_attribute")
     @classmethod
     def _phone_source(cls, value: str) -> str:
@@ -142,6 +154,7 @@ class Settings(BaseSettings):
         "protected_group_ids",
         "reset_method_types",
         "phone_sync_allowed_callers",
+        "onboarding_package_ids",
         mode="before",
     )
     @classmethod

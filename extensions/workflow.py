@@ -21,9 +21,11 @@ from notify import Event, EventKind, Notifier
 from store.pickups import PickupStore
 from store.records import Reset, ResetStore
 
-from .guardrails import Guardrails
+from . import onboarding
+from .guardrails import Guardrails, Verdict
 from .payload import CalloutPayload
 from .settings import Settings
+from .sweep import REQUESTED_BY_SWEEP
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +107,23 @@ class Workflow:
         await playbook[item.stage](item, request, wait_for_resume)
 
     def _is_mfa_reset_package(self, request: AssignmentRequest) -> bool:
-        configured = {p.lower() for p in self.settings.mfa_reset_package_ids}
+        """The MFA-reset packages and the new-hire onboarding packages run these playbooks."""
+        configured = {p.lower() for p in [*self.settings.mfa_reset_package_ids, *self.settings.onboarding_package_ids]}
         return (request.access_package_id or "").lower() in configured
+
+    def _is_onboarding(self, request: AssignmentRequest) -> bool:
+        configured = {p.lower() for p in self.settings.onboarding_package_ids}
+        return (request.access_package_id or "").lower() in configured
+
+    async def _onboarding_verdict(self, request: AssignmentRequest, verdict: Verdict) -> Verdict:
+        """Onboarding is for users without MFA: one who already has strong methods is denied (configurable)."""
+        if not (verdict.allowed and self._is_onboarding(request) and self.settings.onboarding_deny_when_registered):
+            return verdict
+        strong = onboarding.strong_methods(await self.methods.list(request.target_id or ""))
+        if strong:
+            name = verdict.target_name or request.target_name or "The user"
+            return Verdict.deny(onboarding.denial(name, strong), verdict.target_name)
+        return verdict
 
     def _check_agreement(self, item: WorkItem, callout: CalloutPayload, request: AssignmentRequest) -> None:
         """The callout must describe the request Graph knows; otherwise someone replayed or forged it."""
@@ -129,7 +146,7 @@ class Workflow:
     # --- playbooks ------------------------------------------------------------------------------------
     async def _created(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
         if not await self.resets.step_done(item.request_id, item.step("decided")):
-            verdict = await self.guardrails.check(request)
+            verdict = await self._onboarding_verdict(request, await self.guardrails.check(request))
             if verdict.allowed:
                 await self.resets.create(
                     Reset(
@@ -167,7 +184,9 @@ class Workflow:
             raise PermanentFailure("no reset was recorded at the created stage; refusing to delete methods")
         target = request.target_id or reset.target_id
         usable = prefetch.get("target", "").lower() == target.lower()
-        if not done:
+        if not done and self._is_onboarding(request):  # a new hire: nothing to delete, no session to revoke
+            await self.resets.mark_step(request.id, item.step("reset"), Onboarding=True)
+        elif not done:
             # One $batch revokes the sessions, deletes the methods (default last) and re-reads them.
             try:
                 report = await self.methods.delete_all(
@@ -198,7 +217,7 @@ class Workflow:
             await self.resets.mark_step(request.id, item.step("reset"))  # only once the outcome is saved
         manager = prefetch["manager"] if usable else await self.directory.manager(target)
         deliverer = manager.id if manager else reset.requestor_id
-        summary = _summary(reset)
+        summary = onboarding.SUMMARY if self._is_onboarding(request) else _summary(reset)
         pickup = await self.pickups.open_for_request(
             request.id,
             target,
@@ -239,7 +258,15 @@ class Workflow:
             if reset is not None and reset.state == "open":
                 reset.state = "removed"
                 await self.resets.save(reset)
-        await self._notify_once(item, EventKind.REMOVED, request, "Access removed; any unused pass was deleted.")
+        # A removal the sweep asked for (passkey registered, pickup expired) was announced by the sweep already;
+        # the reset's own trail records that EM carried it out.
+        ours = await self.resets.step_done(request.id, REQUESTED_BY_SWEEP)
+        if ours is None:
+            await self._notify_once(item, EventKind.REMOVED, request, "Access removed; any unused pass was deleted.")
+        elif await self.resets.claim(request.id, item.step("audited")):
+            await self.resets.audit(
+                ours["ResetRequestId"], "assignmentRemoved", actor="worker", removal=request.id, reason=ours["Reason"]
+            )
         await self._resume_once(item, "Access removed; any unused pass was deleted.", wait)
 
     # --- shared steps ---------------------------------------------------------------------------------

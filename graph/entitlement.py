@@ -14,6 +14,7 @@ from .errors import NotFound
 from .raw import GraphCaller, segment
 
 REQUESTS = "/identityGovernance/entitlementManagement/assignmentRequests"
+ASSIGNMENTS = "/identityGovernance/entitlementManagement/assignments"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,20 @@ class Entitlement:
         }
         await self._caller.json("POST", f"{REQUESTS}/{segment(request_id)}/resume", body=body)
 
+    async def assignment_state(self, assignment_id: str) -> str | None:
+        """The assignment's state (delivering, delivered, expired, ...); None when it no longer exists.
+
+        https://learn.microsoft.com/graph/api/accesspackageassignment-get
+        """
+        try:
+            path = f"{ASSIGNMENTS}/{segment(assignment_id)}"
+            raw = await self._caller.json("GET", path, query={"$select": "id,state"})
+        except NotFound:
+            return None
+        return (raw or {}).get("state") or ""
+
     async def remove_assignment(self, assignment_id: str, justification: str) -> dict[str, Any] | None:
+        """Ask EM to remove an assignment: a new request of type adminRemove naming the assignment (201 with the
+        request; EM then removes the access, e.g. the group membership, and runs the removed stage)."""
         body = {"requestType": "adminRemove", "assignment": {"id": assignment_id}, "justification": justification}
         return await self._caller.json("POST", REQUESTS, body=body)

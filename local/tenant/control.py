@@ -20,6 +20,9 @@
 | GET /_control/batch |  | $batch settings |
 | PUT /_control/batch | {"sequencing": "any" or "strict"} | strict: "fully sequential or fully parallel" |
 | GET /_control/state/users/{id} |  | a user as stored, methods included |
+| POST /_control/users/{id}/passkey | {kind?: fido2/authenticator/windowsHello, displayName?} | the user registers a
+passkey now (tenant clock): a fido2 method (authenticator: Microsoft Authenticator's AAGUID), or Windows Hello |
+| POST /_control/users/{id}/tap/use |  | the user signs in with their pass: a one-time pass becomes OneTimeUsed |
 
 Fault rule: {pattern (regex) or prefix, method?, status: 429|500|503|504|"drop", rate?, remaining? (the next N
 matching requests), retryAfter?}; with neither rate nor remaining it always fires. Latency rule: {pattern or prefix,
@@ -31,6 +34,7 @@ bot.py).
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -221,6 +225,58 @@ async def get_user(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].user(request.match_info["id"]))
 
 
+# What a registration writes, per kind (fido2authenticationmethod, windowshelloforbusinessauthenticationmethod).
+# Authenticator passkeys are fido2 methods whose AAGUID is Microsoft Authenticator's (iOS shown).
+PASSKEYS = {
+    "fido2": ("#microsoft.graph.fido2AuthenticationMethod", "YubiKey 5 NFC", "cb69481e-8ff7-4039-93ec-0a2729a154a8"),
+    "authenticator": (
+        "#microsoft.graph.fido2AuthenticationMethod",
+        "Microsoft Authenticator - iOS",
+        "90a3ccdf-635c-4729-a248-9b709135078f",
+    ),
+    "windowsHello": ("#microsoft.graph.windowsHelloForBusinessAuthenticationMethod", "LAPTOP-NEW", None),
+}
+
+
+async def register_passkey(request: web.Request) -> web.Response:
+    """The user signs in with their pass and registers a passkey: the method appears with createdDateTime now."""
+    state = request.app[STATE]
+    user = state.user(request.match_info["id"])
+    body = await _body(request) if request.can_read_body else {}
+    body = body if isinstance(body, dict) else {}
+    kind = body.get("kind", "fido2")
+    if kind not in PASSKEYS:
+        return _bad(f"kind is one of {', '.join(PASSKEYS)}")
+    odata, name, aaguid = PASSKEYS[kind]
+    method: dict[str, Any] = {
+        "@odata.type": odata,
+        "id": str(uuid.uuid4()),
+        "displayName": str(body.get("displayName") or name),
+        "createdDateTime": state.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if aaguid:
+        method.update(aaGuid=aaguid, model=name, attestationCertificates=[], attestationLevel="attested")
+    else:
+        method["keyStrength"] = "normal"
+    user["methods"].append(method)
+    if user.get("defaultMethodId") is None:  # the first second factor becomes the default
+        user["defaultMethodId"] = method["id"]
+    return web.json_response(method, status=201)
+
+
+async def use_pass(request: web.Request) -> web.Response:
+    """The user signs in with their pass; a one-time pass cannot be used again (methodUsabilityReason OneTimeUsed)."""
+    user = request.app[STATE].user(request.match_info["id"])
+    passes = [
+        m for m in user["methods"] if m["@odata.type"] == "#microsoft.graph.temporaryAccessPassAuthenticationMethod"
+    ]
+    if not passes:
+        return web.json_response({"error": {"code": "NotFound", "message": "the user has no pass"}}, status=404)
+    if passes[-1].get("isUsableOnce"):
+        passes[-1]["methodUsabilityReason"] = "OneTimeUsed"
+    return web.json_response({"id": passes[-1]["id"], "usableOnce": bool(passes[-1].get("isUsableOnce"))})
+
+
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/_control/health", health)
@@ -240,3 +296,5 @@ def setup(app: web.Application) -> None:
     r.add_get("/_control/batch", get_batch)
     r.add_put("/_control/batch", put_batch)
     r.add_get("/_control/state/users/{id}", get_user)
+    r.add_post("/_control/users/{id}/passkey", register_passkey)
+    r.add_post("/_control/users/{id}/tap/use", use_pass)

@@ -1,0 +1,259 @@
+"""The completion sweep: finishes onboarding once a passkey appears, expires unrevealed pickups, deletes spent passes.
+
+Each run walks the open and revealed pickups after a saved cursor, a bounded number per run and within a time
+budget. Every action is checkpointed in the reset's steps (or claimed once), and a pickup leaves the working set
+only after its last step, so a run that stops anywhere (crash, timeout, throttling) is finished by a later one and
+a second pass over the same state changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from graph.entitlement import Entitlement
+from graph.errors import GraphCallError
+from graph.passkeys import Credential, Passkeys, passkeys_since
+from notify import Event, EventKind, Notifier
+from store.pickups import Pickup, PickupStore
+from store.records import OPEN, Reset, ResetStore
+from store.sweep import SweepStore
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+COMPLETED = "completed"
+EXPIRED = "expired"
+REMOVABLE = {"delivered", "partiallydelivered"}  # assignment states EM can still remove
+# The step the removed stage looks for to recognise a removal the sweep asked for (see workflow._removed).
+REQUESTED_BY_SWEEP = "sweep:requestedBy"
+
+
+@dataclass
+class SweepReport:
+    visited: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    stopped: str = ""  # why the run ended before its batch did: "time", "throttled", "storage"
+    wrapped: bool = False  # the run reached the end of the working set; the next starts from the beginning
+
+    def line(self) -> str:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.outcomes.items())) or "nothing to do"
+        return f"Sweep: visited {self.visited} ({counts}){' stopped: ' + self.stopped if self.stopped else ''}"
+
+
+class Sweep:
+    def __init__(
+        self,
+        settings: Settings,
+        passkeys: Passkeys,
+        entitlement: Entitlement,
+        resets: ResetStore,
+        pickups: PickupStore,
+        store: SweepStore,
+        notifier: Notifier,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.settings = settings
+        self.passkeys = passkeys
+        self.entitlement = entitlement
+        self.resets = resets
+        self.pickups = pickups
+        self.store = store
+        self.notifier = notifier
+        self.clock = clock
+
+    async def run(self) -> SweepReport:
+        report = SweepReport()
+        deadline = time.monotonic() + self.settings.sweep_time_budget_seconds
+        limit = self.settings.sweep_max_pickups
+        batch = await self.store.active_after(await self.store.cursor(), limit)
+        for pickup in batch:
+            if time.monotonic() > deadline:
+                report.stopped = "time"
+                break
+            try:
+                outcome = await self.visit(pickup)
+            except GraphCallError as exc:
+                if exc.transient:
+                    # Graph is throttling or failing: stop here (more calls make it worse); this pickup is first
+                    # in line next run because the cursor stays before it.
+                    log.warning("sweep stopped at pickup %s: %s", pickup.id, exc)
+                    report.stopped = "throttled"
+                    break
+                log.error("sweep: pickup %s of request %s: %s", pickup.id, pickup.request_id, exc)
+                outcome = "failed"
+            except AzureError as exc:
+                log.warning("sweep stopped at pickup %s: storage: %s", pickup.id, type(exc).__name__)
+                report.stopped = "storage"
+                break
+            report.visited += 1
+            report.outcomes[outcome] += 1
+            await self.store.save_cursor(pickup.id)
+        else:
+            if len(batch) < limit:  # the end of the working set: start over next time
+                report.wrapped = True
+                await self.store.save_cursor("")
+        log.info(report.line())
+        return report
+
+    # --- one pickup -------------------------------------------------------------------------------------
+    async def visit(self, pickup: Pickup) -> str:
+        reset = await self.resets.get(pickup.request_id)
+        if reset is None:
+            return "skipped"
+        if pickup.state == "open":
+            if self.clock() < pickup.expires_at:
+                return "waiting"
+            return await self._expire(pickup, reset)
+        if reset.state not in (OPEN, COMPLETED):
+            # Removed or failed elsewhere (the removed stage already deleted any pass): leave the working set.
+            await self.pickups.transition(pickup, "closed")
+            return "closed"
+        seen = await self.resets.step_done(reset.request_id, "sweep:passkey")
+        credentials: list[Credential] | None = None
+        if seen is None:
+            credentials = await self.passkeys.credentials(reset.target_id)
+            found = passkeys_since(credentials, pickup.created_at, self.settings.sweep_count_windows_hello)
+            if not found:
+                return await self._spent_passes(pickup, reset, credentials)
+            first = min(found, key=lambda c: c.created or pickup.created_at)
+            seen = {"MethodId": first.id, "Label": first.label, "RegisteredAt": first.created}
+            await self.resets.mark_step(reset.request_id, "sweep:passkey", **seen)
+        return await self._complete(pickup, reset, seen, credentials)
+
+    async def _complete(
+        self, pickup: Pickup, reset: Reset, seen: dict[str, Any], credentials: list[Credential] | None
+    ) -> str:
+        rid = reset.request_id
+        label = str(seen.get("Label") or "passkey")
+        # The pass first: with a passkey registered it only widens the way in.
+        if not await self.resets.step_done(rid, "sweep:passDeleted"):
+            credentials = credentials or await self.passkeys.credentials(reset.target_id)
+            passes = [c for c in credentials if c.kind == "temporaryAccessPass"]
+            for credential in passes:
+                await self.passkeys.delete_pass(reset.target_id, credential.id)
+            if passes:
+                await self.resets.audit(rid, "passDeleted", actor="sweep", detail=f"{label} registered")
+            await self.resets.mark_step(rid, "sweep:passDeleted", Count=len(passes))
+        # Completed before the removal is asked for, so the removed stage that follows does not call it removed.
+        if reset.state == OPEN:
+            reset.state = COMPLETED
+            reset.detail = f"Passkey registered: {label}"
+            await self.resets.save(reset)
+        why = f"Onboarding complete: {label} registered; leaving the onboarding group."
+        removal = await self._request_removal(reset, why, COMPLETED)
+        registered = seen.get("RegisteredAt")
+        at = registered.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(registered, datetime) else str(registered or "")
+        if not await self.resets.step_done(rid, "sweep:audited-completed"):
+            await self.resets.audit(
+                rid, COMPLETED, actor="sweep", detail=why, passkey=label, registeredAt=at, removalRequest=removal
+            )
+            await self.resets.mark_step(rid, "sweep:audited-completed")
+        if await self.resets.claim(rid, "sweep:notify-completed"):
+            target = pickup.target_name or reset.target_id
+            await self.notifier.notify(
+                Event(
+                    kind=EventKind.COMPLETED,
+                    request_id=rid,
+                    target_id=reset.target_id,
+                    target_name=pickup.target_name,
+                    requestor_id=reset.requestor_id,
+                    manager_id=pickup.deliverer_id,
+                    detail=f"{target} registered a passkey ({label}); the pass is deleted, onboarding access removed.",
+                    data={"passkey": label, "registeredAt": at},
+                )
+            )
+        await self.pickups.transition(pickup, "closed")  # last: the pickup leaves the working set
+        return COMPLETED
+
+    async def _expire(self, pickup: Pickup, reset: Reset) -> str:
+        rid = reset.request_id
+        hours = f"{self.settings.pickup_lifetime_hours:g}"
+        who = pickup.target_name or reset.target_id
+        why = f"The pickup was not revealed within {hours} hours; access removed."
+        if reset.state == OPEN:
+            reset.state = EXPIRED
+            reset.detail = why
+            await self.resets.save(reset)
+        removal = await self._request_removal(reset, why, EXPIRED)
+        if not await self.resets.step_done(rid, "sweep:audited-expired"):
+            await self.resets.audit(rid, "pickupExpired", actor="sweep", detail=why, removalRequest=removal)
+            await self.resets.mark_step(rid, "sweep:audited-expired")
+        if await self.resets.claim(rid, "sweep:notify-expired"):
+            await self.notifier.notify(
+                Event(
+                    kind=EventKind.EXPIRED,
+                    request_id=rid,
+                    target_id=reset.target_id,
+                    target_name=pickup.target_name,
+                    requestor_id=reset.requestor_id,
+                    manager_id=pickup.deliverer_id,
+                    detail=f"The Temporary Access Pass for {who} was never picked up. {why}",
+                    data={"expiredAt": pickup.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                )
+            )
+        await self.pickups.transition(pickup, EXPIRED)
+        return EXPIRED
+
+    async def _spent_passes(self, pickup: Pickup, reset: Reset, credentials: list[Credential]) -> str:
+        """Delete passes we minted for this reset that expired or were used up; any other pass is left alone."""
+        spent = [c for c in credentials if c.spent]
+        if not spent:
+            return "waiting"
+        trail = await self.resets.audit_trail(reset.request_id)
+        ours = {_data(row).get("methodId") for row in trail if row.get("Event") == "revealed"}
+        deleted = 0
+        for credential in (c for c in spent if c.id in ours):
+            if await self.passkeys.delete_pass(reset.target_id, credential.id):
+                deleted += 1
+                await self.resets.audit(
+                    reset.request_id, "passDeleted", actor="sweep", detail=credential.usability, methodId=credential.id
+                )
+        return "passDeleted" if deleted else "waiting"
+
+    async def _request_removal(self, reset: Reset, why: str, reason: str) -> str:
+        """Ask EM once to remove the reset's assignment (adminRemove); the id of that request, or "" when there was
+        nothing left to remove."""
+        rid = reset.request_id
+        done = await self.resets.step_done(rid, "sweep:removal")
+        if done is not None:
+            return str(done.get("RemovalRequestId") or "")
+        request = await self.entitlement.request(rid)
+        assignment_id = request.assignment_id if request else None
+        state = await self.entitlement.assignment_state(assignment_id) if assignment_id else None
+        removal_id = ""
+        if assignment_id and (state or "").lower() in REMOVABLE:
+            attempted = await self.resets.step_done(rid, "sweep:removal-attempted")
+            await self.resets.mark_step(rid, "sweep:removal-attempted")
+            try:
+                created = await self.entitlement.remove_assignment(assignment_id, why)
+                removal_id = str((created or {}).get("id") or "")
+            except GraphCallError as exc:
+                if exc.transient:
+                    raise
+                # EM refuses a second removal: ours went through before we could record it, or someone else's did.
+                again = await self.entitlement.assignment_state(assignment_id)
+                if not attempted and (again or "").lower() in REMOVABLE:
+                    raise
+                log.info("removal of assignment %s already under way (%s)", assignment_id, exc.code)
+        if removal_id:
+            await self.resets.mark_step(removal_id, REQUESTED_BY_SWEEP, ResetRequestId=rid, Reason=reason)
+            await self.resets.audit(rid, "removalRequested", actor="sweep", detail=why, removalRequest=removal_id)
+        facts = {"AssignmentId": assignment_id or "", "AssignmentState": state or "", "RemovalRequestId": removal_id}
+        await self.resets.mark_step(rid, "sweep:removal", **facts)
+        return removal_id
+
+
+def _data(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(row.get("Data") or "{}")
+    except ValueError:
+        return {}
