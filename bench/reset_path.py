@@ -109,15 +109,20 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=100)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    latency, slow = args.latency_ms, 3 * args.latency_ms
     with azurite() as storage:
+        ours(storage, latency)  # warm-up: first imports, Azurite tables
         wall0, _, _ = ours(storage, 0)
-        wall, calls, _ = ours(storage, args.latency_ms)
-    base_wall, base_calls = baseline(args.latency_ms)
-    sequential = (wall - wall0) * 1000 / args.latency_ms
-    print(f"latency injected per Graph call: {args.latency_ms} ms")
+        wall, calls, _ = ours(storage, latency)
+        wall_slow, _, _ = ours(storage, slow)
+    base_wall, base_calls = baseline(latency)
+    # Round trips on the critical path = how much the wall time grows per ms of added latency: the slope between
+    # two latencies, so storage and CPU time (the same in both runs) drop out.
+    sequential = (wall_slow - wall) * 1000 / (slow - latency)
+    print(f"latency injected per Graph call: {latency} ms (and {slow} ms for the slope)")
     print(f"ours     (granted stage, dequeue → resume): {wall * 1000:7.0f} ms, {calls} Graph requests")
-    print(f"ours without the latency: {wall0 * 1000:.0f} ms (storage and CPU)")
-    print(f"sequential Graph round trips = (wall - wall without latency) / latency = {sequential:.1f}  (goal ≤ 4)")
+    print(f"ours at {slow} ms: {wall_slow * 1000:.0f} ms; without latency: {wall0 * 1000:.0f} ms (storage and CPU)")
+    print(f"sequential Graph round trips = Δwall / Δlatency = {sequential:.1f}  (goal ≤ 4)")
     print(f"baseline (Logic App, one call at a time):   {base_wall * 1000:7.0f} ms, {base_calls} Graph requests")
     print(f"baseline / ours = {base_wall / wall:.2f}  (goal ≥ 3)")
 

@@ -31,6 +31,23 @@ from .container import Container, get_container
 from .pickup_rules import Refusal, Viewer
 
 bp = func.Blueprint()
+NOTIFY_HEAD_START_S = 2.0
+_background: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones to running tasks
+
+
+def _in_background(work) -> asyncio.Task:
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a reveal notification failed: %s", type(task.exception()).__name__)
+
+
 log = logging.getLogger(__name__)
 PICKUP_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -189,26 +206,28 @@ async def _reveal(container: Container, pickup: Pickup, viewer: Viewer) -> func.
         "expiresAt": minted.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "usableOnce": minted.usable_once,
     }
-    results = await asyncio.gather(
+    event = Event(
+        kind=EventKind.REVEALED,
+        request_id=pickup.request_id,
+        target_id=pickup.target_id,
+        target_name=pickup.target_name,
+        manager_id=viewer.id,
+        detail=f"The Temporary Access Pass for {target} was {detail}.",
+        data=facts,
+    )
+    # The manager waits on this page with the pass already minted: a slow or failing channel (the notifier
+    # retries for a while) must not hold it back, so delivery gets a short head start and then goes on alone.
+    delivery = _in_background(container.notifier.notify(event))
+    audited = await asyncio.gather(
         container.resets.audit(
             pickup.request_id, "revealed", actor=viewer.id, detail=detail, methodId=minted.method_id, **facts
         ),
-        container.notifier.notify(
-            Event(
-                kind=EventKind.REVEALED,
-                request_id=pickup.request_id,
-                target_id=pickup.target_id,
-                target_name=pickup.target_name,
-                manager_id=viewer.id,
-                detail=f"The Temporary Access Pass for {target} was {detail}.",
-                data=facts,
-            )
-        ),
+        asyncio.wait({delivery}, timeout=NOTIFY_HEAD_START_S),
         return_exceptions=True,
     )
-    for failure in (r for r in results if isinstance(r, BaseException)):
+    if isinstance(audited[0], BaseException):
         # The pass exists and the pickup says who revealed it: show it rather than lose it.
-        log.error("pickup %s: recording the reveal failed: %s", pickup.id, type(failure).__name__)
+        log.error("pickup %s: recording the reveal failed: %s", pickup.id, type(audited[0]).__name__)
     log.info("pickup %s revealed by %s", pickup.id, viewer.id)
     return view.pass_page(pickup, viewer, minted)
 

@@ -3,6 +3,7 @@ host's Easy Auth stand-in, reveals the pass once; nobody else can; nothing writt
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -332,3 +333,30 @@ def test_the_pass_follows_the_tenant_policy_lifetime_and_one_time_use(stack: Sta
     issued = stack.tenant.state.users[F.U["tom"]]["methods"][-1]
     assert issued["lifetimeInMinutes"] == 120
     assert issued["isUsableOnce"] is True
+
+
+class StuckNotifier:
+    """A channel that never answers (the notifier's retries can last a while): reveals must not wait on it."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    async def notify(self, event) -> None:
+        self.started += 1
+        await asyncio.Event().wait()
+
+
+def test_a_notification_channel_that_never_answers_does_not_hold_back_the_pass(stack: Stack):
+    request_id, pickup_id = open_pickup(stack)
+    stuck = StuckNotifier()
+    stack.container().notifier = stuck
+    megan = browser(stack, "megan")
+    page = megan.get(f"/api/pickup/{pickup_id}")
+
+    shown = reveal(megan, pickup_id, nonce_of(page))
+
+    assert shown.status_code == 200, shown.text
+    assert PASS.search(shown.text)
+    assert stuck.started == 1
+    trail = stack.host.call(stack.container().resets.audit_trail(request_id))
+    assert [row["Event"] for row in trail].count("revealed") == 1
