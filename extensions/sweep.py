@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import AzureError
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 COMPLETED = "completed"
 EXPIRED = "expired"
 REMOVABLE = {"delivered", "partiallydelivered"}  # assignment states EM can still remove
+# Graph's createdDateTime may come in whole seconds and from another clock than ours: a passkey created this
+# little before the pickup opened still counts (the reset had just deleted the user's methods at that point).
+CLOCK_TOLERANCE = timedelta(seconds=5)
 # The step the removed stage looks for to recognise a removal the sweep asked for (see workflow._removed).
 REQUESTED_BY_SWEEP = "sweep:requestedBy"
 
@@ -121,7 +124,8 @@ class Sweep:
         credentials: list[Credential] | None = None
         if seen is None:
             credentials = await self.passkeys.credentials(reset.target_id)
-            found = passkeys_since(credentials, pickup.created_at, self.settings.sweep_count_windows_hello)
+            since = pickup.created_at - CLOCK_TOLERANCE
+            found = passkeys_since(credentials, since, self.settings.sweep_count_windows_hello)
             if not found:
                 return await self._spent_passes(pickup, reset, credentials)
             first = min(found, key=lambda c: c.created or pickup.created_at)
