@@ -178,6 +178,21 @@ def test_a_used_one_time_pass_is_deleted_by_the_sweep(stack: Stack):
     assert assignment_state(stack, request_id) == "delivered"  # still waiting for the passkey
 
 
+def test_a_pass_that_expired_is_deleted_by_the_sweep(stack: Stack):
+    """Once Graph reports our pass Expired, the sweep deletes it and keeps waiting for the passkey."""
+    request_id, _ = reset_and_reveal(stack)
+    run_sweep(stack)
+    assert TAP in methods_of(stack)  # still usable: left alone
+    # The pass as if minted 9 hours ago (advancing the tenant clock instead would also expire the app's cached
+    # Graph token, which azure-identity times by the real clock).
+    [issued] = [m for m in stack.tenant.state.users[F.U["tom"]]["methods"] if m["@odata.type"] == TAP]
+    aged = {**issued, "startDateTime": (datetime.now(UTC) - timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    httpx.post(f"{stack.tenant.url}/_control/users/{F.U['tom']}/methods", json=aged).raise_for_status()
+    run_sweep(stack)
+    assert TAP not in methods_of(stack)
+    assert "passDeleted" in trail(stack, request_id)
+
+
 def test_throttling_during_the_sweep_loses_nothing(stack: Stack):
     """EM throttles the removal past the SDK's retries: the run stops, the next one finishes, nothing is doubled."""
     request_id, _ = reset_and_reveal(stack)
