@@ -97,6 +97,10 @@ class Sweep:
                 log.warning("sweep stopped at pickup %s: storage: %s", pickup.id, type(exc).__name__)
                 report.stopped = "storage"
                 break
+            except Exception:
+                # A defect with one pickup must not stall every run behind it: log it and move on.
+                log.exception("sweep: pickup %s of request %s failed", pickup.id, pickup.request_id)
+                outcome = "failed"
             report.visited += 1
             report.outcomes[outcome] += 1
             await self.store.save_cursor(pickup.id)
