@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from graph.directory import Directory
 from graph.entitlement import AssignmentRequest, Entitlement
 from graph.errors import GraphCallError, IncompleteDeletion
-from graph.methods import ALL_DELETABLE, Methods
+from graph.methods import ALL_DELETABLE, DeletionReport, Methods
 from notify import Event, EventKind, Notifier
 from store.pickups import PickupStore
 from store.records import Reset, ResetStore
@@ -162,30 +163,42 @@ class Workflow:
             else:
                 await self.resets.audit(request.id, "denied", actor="guardrails", detail=verdict.reason)
             await self.resets.mark_step(
-                item.request_id, item.step("decided"), Allowed=verdict.allowed, Reason=verdict.reason
+                item.request_id,
+                item.step("decided"),
+                Allowed=verdict.allowed,
+                Reason=verdict.reason,
+                ManagerId=verdict.manager_id or "",
             )
-            kind = EventKind.REQUESTED if verdict.allowed else EventKind.DENIED
-            await self._notify_once(item, kind, request, verdict.reason, manager_id=verdict.manager_id)
         decision = await self.resets.step_done(item.request_id, item.step("decided")) or {}
-        if decision.get("Allowed"):
+        allowed, reason = bool(decision.get("Allowed")), decision.get("Reason", "")
+        # Resume before notifying, here and in every stage: EM's callback is what the request waits on, while
+        # message delivery may retry for a while.
+        if allowed:
             await self._resume_once(item, "Checks passed: waiting for approval.", wait)
         else:
-            await self._resume_once(item, f"Denied: {decision.get('Reason', '')}", wait, denied=True)
+            await self._resume_once(item, f"Denied: {reason}", wait, denied=True)
+        kind = EventKind.REQUESTED if allowed else EventKind.DENIED
+        await self._notify_once(item, kind, request, reason, manager_id=decision.get("ManagerId") or None)
 
     async def _approved(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
-        await self._notify_once(item, EventKind.APPROVED, request, "Approved; the reset runs when access is granted.")
         await self._resume_once(item, "Approval noted; the reset runs when access is granted.", wait)
+        await self._notify_once(item, EventKind.APPROVED, request, "Approved; the reset runs when access is granted.")
 
     async def _granted(self, item: WorkItem, request: AssignmentRequest, wait: bool, prefetch: dict[str, Any]) -> None:
-        reset, done = await asyncio.gather(
-            self.resets.get(request.id), self.resets.step_done(request.id, item.step("reset"))
+        # Every storage read this stage needs goes out at once (the resume's own checkpoints included).
+        reset, done, *resume_state = await asyncio.gather(
+            self.resets.get(request.id),
+            self.resets.step_done(request.id, item.step("reset")),
+            self.resets.step_done(request.id, item.step("resumed")),
+            self.resets.step_done(request.id, item.step("resume-attempted")),
         )
         if reset is None:
             raise PermanentFailure("no reset was recorded at the created stage; refusing to delete methods")
         target = request.target_id or reset.target_id
         usable = prefetch.get("target", "").lower() == target.lower()
+        outcome: list[Awaitable[Any]] = []  # recording this try's outcome, done beside opening the pickup
         if not done and self._is_onboarding(request):  # a new hire: nothing to delete, no session to revoke
-            await self.resets.mark_step(request.id, item.step("reset"), Onboarding=True)
+            outcome.append(self.resets.mark_step(request.id, item.step("reset"), Onboarding=True))
         elif not done:
             # One $batch revokes the sessions, deletes the methods (default last) and re-reads them.
             try:
@@ -202,44 +215,49 @@ class Workflow:
                 raise
             reset.deleted_methods = _merged(reset.deleted_methods, [m.label for m in report.deleted])
             reset.remaining_methods = [m.label for m in report.remaining]
-            await asyncio.gather(
-                self.resets.save(reset),
-                self.resets.audit(
-                    request.id,
-                    "methodsDeleted",
-                    actor="worker",
-                    sessionsRevoked=report.revoked,
-                    deleted=reset.deleted_methods,
-                    remaining=reset.remaining_methods,
-                    failures=report.failures,
-                ),
-            )
-            await self.resets.mark_step(request.id, item.step("reset"))  # only once the outcome is saved
+            outcome.append(self._record_deletion(item, reset, report))
         manager = prefetch["manager"] if usable else await self.directory.manager(target)
         deliverer = manager.id if manager else reset.requestor_id
         summary = onboarding.SUMMARY if self._is_onboarding(request) else _summary(reset)
-        pickup = await self.pickups.open_for_request(
-            request.id,
-            target,
-            request.target_name or target,
-            deliverer,
-            timedelta(hours=self.settings.pickup_lifetime_hours),
-            summary,
+        pickup, *_ = await asyncio.gather(
+            self.pickups.open_for_request(
+                request.id,
+                target,
+                request.target_name or target,
+                deliverer,
+                timedelta(hours=self.settings.pickup_lifetime_hours),
+                summary,
+            ),
+            *outcome,
         )
         link = f"{self.settings.pickup_base_url.rstrip('/')}/{pickup.id}"
-        steps = [
-            self._notify_once(
-                item, EventKind.PICKUP_READY, request, summary, manager_id=deliverer, data={"pickupUrl": link}
-            )
-        ]
         if reset.pickup_id != pickup.id:
             reset.pickup_id = pickup.id
-            steps += [
+            await asyncio.gather(
                 self.resets.save(reset),
                 self.resets.audit(request.id, "pickupOpened", actor="worker", deliverer=deliverer, pickup=pickup.id),
-            ]
-        await asyncio.gather(*steps)
-        await self._resume_once(item, f"{summary} The manager can now pick up a one-time pass.", wait)
+            )
+        # EM before the messages: its callback is what the requester waits on, and delivery may retry for a while.
+        detail = f"{summary} The manager can now pick up a one-time pass."
+        await self._resume_once(item, detail, wait, known=(resume_state[0], resume_state[1]))
+        await self._notify_once(
+            item, EventKind.PICKUP_READY, request, summary, manager_id=deliverer, data={"pickupUrl": link}
+        )
+
+    async def _record_deletion(self, item: WorkItem, reset: Reset, report: DeletionReport) -> None:
+        await asyncio.gather(
+            self.resets.save(reset),
+            self.resets.audit(
+                reset.request_id,
+                "methodsDeleted",
+                actor="worker",
+                sessionsRevoked=report.revoked,
+                deleted=reset.deleted_methods,
+                remaining=reset.remaining_methods,
+                failures=report.failures,
+            ),
+        )
+        await self.resets.mark_step(reset.request_id, item.step("reset"))  # only once the outcome is saved
 
     async def _removed(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
         target = request.target_id
@@ -258,6 +276,7 @@ class Workflow:
             if reset is not None and reset.state == "open":
                 reset.state = "removed"
                 await self.resets.save(reset)
+        await self._resume_once(item, "Access removed; any unused pass was deleted.", wait)
         # A removal the sweep asked for (passkey registered, pickup expired) was announced by the sweep already;
         # the reset's own trail records that EM carried it out.
         ours = await self.resets.step_done(request.id, REQUESTED_BY_SWEEP)
@@ -267,7 +286,6 @@ class Workflow:
             await self.resets.audit(
                 ours["ResetRequestId"], "assignmentRemoved", actor="worker", removal=request.id, reason=ours["Reason"]
             )
-        await self._resume_once(item, "Access removed; any unused pass was deleted.", wait)
 
     # --- shared steps ---------------------------------------------------------------------------------
     def _method_types(self) -> tuple[str, ...]:
@@ -300,11 +318,16 @@ class Workflow:
             )
         )
 
-    async def _resume_once(self, item: WorkItem, detail: str, wait: bool, *, denied: bool = False) -> None:
-        """Resume EM for this stage instance exactly once (launch-and-continue stages need no resume)."""
+    async def _resume_once(
+        self, item: WorkItem, detail: str, wait: bool, *, denied: bool = False, known: tuple[Any, Any] | None = None
+    ) -> None:
+        """Resume EM for this stage instance exactly once (launch-and-continue stages need no resume).
+
+        `known`: the "resumed" and "resume-attempted" checkpoints, when the caller read them already.
+        """
         if not wait:
             return
-        resumed, attempted = await asyncio.gather(
+        resumed, attempted = known or await asyncio.gather(
             self.resets.step_done(item.request_id, item.step("resumed")),
             self.resets.step_done(item.request_id, item.step("resume-attempted")),
         )
