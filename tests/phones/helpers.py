@@ -31,7 +31,7 @@ def add_users(tenant: TenantServer, count: int, prefix: str = "bulk") -> list[st
             "userPrincipalName": f"{prefix}{n}@contoso.example",
             "accountEnabled": True,
             "userType": "Member",
-            "mobilePhone": f"+1 206 555 {1000 + n:04d}",
+            "mobilePhone": f"+1 206 {555 - n // 9000} {1000 + n % 9000:04d}",  # valid for any count
             "businessPhones": [],
             "onPremisesExtensionAttributes": {f"extensionAttribute{i}": None for i in range(1, 16)},
             "methods": [password()],
