@@ -33,7 +33,8 @@ class Guardrails:
         self._directory = directory
         self._resets = resets
 
-    async def check(self, request: AssignmentRequest) -> Verdict:
+    async def check(self, request: AssignmentRequest, *, onboarding: bool = False) -> Verdict:
+        """`onboarding`: a new-hire package, whose genuine targets had their manager set days ago at most."""
         s = self._settings
         if not request.target_id:
             return Verdict.deny("The request names no target user.")
@@ -66,14 +67,17 @@ class Guardrails:
         if not (is_manager or is_self):
             who = "the target's manager or the target" if s.allow_self_request else "the target's manager"
             return Verdict.deny(f"Only {who} may request an MFA reset for {name}.", name)
-        if s.manager_change_cooldown_days and is_manager:
-            since = datetime.now(UTC) - timedelta(days=s.manager_change_cooldown_days)
-            if await self._directory.manager_changes(target.id, since):
-                return Verdict.deny(
-                    f"{name}'s manager changed in the last {s.manager_change_cooldown_days} days; "
-                    "an administrator must confirm the change first.",
-                    name,
-                )
+        since = datetime.now(UTC) - timedelta(days=s.manager_change_cooldown_days)
+        # A new hire's manager was set when the account was made: the cooldown applies only to older accounts, so
+        # re-pointing an existing user's manager still cannot fetch that user a pass.
+        new_hire = onboarding and target.created is not None and target.created >= since
+        cooldown = s.manager_change_cooldown_days and is_manager and not new_hire
+        if cooldown and await self._directory.manager_changes(target.id, since):
+            return Verdict.deny(
+                f"{name}'s manager changed in the last {s.manager_change_cooldown_days} days; "
+                "an administrator must confirm the change first.",
+                name,
+            )
         others = [r for r in await self._resets.for_target(target.id) if r["RowKey"] != request.id]
         if any(r.get("State") == OPEN for r in others):
             return Verdict.deny(f"Another MFA reset for {name} is still open.", name)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from graph.methods import Method
 
 # Methods that already satisfy MFA: a user holding one needs the MFA reset package, not onboarding. The password,
-# an email (self-service password reset only) and a pass (temporary by design) do not count.
-NOT_STRONG = {"password", "email", "temporaryAccessPass"}
+# an email (self-service password reset only), a pass (temporary by design) and phones do not count: phones are
+# what bulk prepopulation (phones/) gives users before their first sign-in, new hires included.
+NOT_STRONG = {"password", "email", "temporaryAccessPass", "phone"}
 
 SUMMARY = "New-hire onboarding: no methods were changed."
 

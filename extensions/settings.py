@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Privileged built-in Entra roles (template ids) whose holders are never reset through this workflow:
@@ -106,14 +106,19 @@ class Settings(BaseSettings):
     notify_teams_enabled: bool = Field(False, alias="NOTIFY_TEAMS_ENABLED")
     notify_channel_enabled: bool = Field(False, alias="NOTIFY_CHANNEL_ENABLED")
     acs_endpoint: str = Field("", alias="ACS_ENDPOINT", description="https://<resource>.communication.azure.com")
-    acs_connection_string: str = Field("", alias="ACS_CONNECTION_STRING", description="local only (HMAC key)")
+    # Secrets: SecretStr keeps them out of any repr, log line or validation traceback of the settings.
+    acs_connection_string: SecretStr = Field(
+        SecretStr(""), alias="ACS_CONNECTION_STRING", description="local only (HMAC key)"
+    )
     acs_sender_address: str = Field("", alias="ACS_SENDER_ADDRESS", description="MailFrom of a linked domain")
     acs_emails_per_minute: int = Field(30, ge=1, le=10000, alias="ACS_EMAILS_PER_MINUTE")
     acs_emails_per_hour: int = Field(100, ge=1, le=100000, alias="ACS_EMAILS_PER_HOUR")
     teams_bot_app_id: str = Field("", alias="TEAMS_BOT_APP_ID", description="bot app id (identity client id)")
     teams_bot_service_url: str = Field("https://smba.trafficmanager.net/teams/", alias="TEAMS_BOT_SERVICE_URL")
     teams_app_catalog_id: str = Field("", alias="TEAMS_APP_CATALOG_ID", description="the app's id in the org catalog")
-    teams_channel_webhook_url: str = Field("", alias="TEAMS_CHANNEL_WEBHOOK_URL", description="Workflows webhook")
+    teams_channel_webhook_url: SecretStr = Field(
+        SecretStr(""), alias="TEAMS_CHANNEL_WEBHOOK_URL", description="Workflows webhook (its sig is a credential)"
+    )
     notify_max_attempts: int = Field(4, ge=1, le=10, alias="NOTIFY_MAX_ATTEMPTS")
     notify_retry_base_seconds: float = Field(1.0, ge=0, le=60, alias="NOTIFY_RETRY_BASE_SECONDS")
     notify_budget_seconds: float = Field(30.0, ge=1, le=600, alias="NOTIFY_BUDGET_SECONDS")

@@ -8,6 +8,7 @@ a second pass over the same state changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -38,6 +39,12 @@ REMOVABLE = {"delivered", "partiallydelivered"}  # assignment states EM can stil
 CLOCK_TOLERANCE = timedelta(seconds=5)
 # The step the removed stage looks for to recognise a removal the sweep asked for (see workflow._removed).
 REQUESTED_BY_SWEEP = "sweep:requestedBy"
+
+
+def removal_intent(assignment_id: str) -> str:
+    """Where the sweep notes, before asking EM, that it is about to remove this assignment: the removed stage
+    finds it by assignment even when the sweep crashed before learning the removal request's id."""
+    return f"assignment-{assignment_id}"
 
 
 @dataclass
@@ -240,7 +247,12 @@ class Sweep:
         removal_id = ""
         if assignment_id and (state or "").lower() in REMOVABLE:
             attempted = await self.resets.step_done(rid, "sweep:removal-attempted")
-            await self.resets.mark_step(rid, "sweep:removal-attempted")
+            await asyncio.gather(
+                self.resets.mark_step(
+                    removal_intent(assignment_id), REQUESTED_BY_SWEEP, ResetRequestId=rid, Reason=reason
+                ),
+                self.resets.mark_step(rid, "sweep:removal-attempted"),
+            )
             try:
                 created = await self.entitlement.remove_assignment(assignment_id, why)
                 removal_id = str((created or {}).get("id") or "")

@@ -26,7 +26,7 @@ from . import onboarding
 from .guardrails import Guardrails, Verdict
 from .payload import CalloutPayload
 from .settings import Settings
-from .sweep import REQUESTED_BY_SWEEP
+from .sweep import REQUESTED_BY_SWEEP, removal_intent
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,9 @@ class Workflow:
     # --- playbooks ------------------------------------------------------------------------------------
     async def _created(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
         if not await self.resets.step_done(item.request_id, item.step("decided")):
-            verdict = await self._onboarding_verdict(request, await self.guardrails.check(request))
+            verdict = await self._onboarding_verdict(
+                request, await self.guardrails.check(request, onboarding=self._is_onboarding(request))
+            )
             if verdict.allowed:
                 await self.resets.create(
                     Reset(
@@ -241,7 +243,12 @@ class Workflow:
         detail = f"{summary} The manager can now pick up a one-time pass."
         await self._resume_once(item, detail, wait, known=(resume_state[0], resume_state[1]))
         await self._notify_once(
-            item, EventKind.PICKUP_READY, request, summary, manager_id=deliverer, data={"pickupUrl": link}
+            item,
+            EventKind.PICKUP_READY,
+            request,
+            summary,
+            manager_id=deliverer,
+            data={"pickupUrl": link, "pickupExpiresAt": pickup.expires_at.strftime("%Y-%m-%d %H:%M UTC")},
         )
 
     async def _record_deletion(self, item: WorkItem, reset: Reset, report: DeletionReport) -> None:
@@ -280,6 +287,8 @@ class Workflow:
         # A removal the sweep asked for (passkey registered, pickup expired) was announced by the sweep already;
         # the reset's own trail records that EM carried it out.
         ours = await self.resets.step_done(request.id, REQUESTED_BY_SWEEP)
+        if ours is None and request.assignment_id:  # the sweep crashed between asking EM and noting the answer
+            ours = await self.resets.step_done(removal_intent(request.assignment_id), REQUESTED_BY_SWEEP)
         if ours is None:
             await self._notify_once(item, EventKind.REMOVED, request, "Access removed; any unused pass was deleted.")
         elif await self.resets.claim(request.id, item.step("audited")):

@@ -15,7 +15,7 @@ from .errors import NotFound
 from .raw import GraphCaller, segment
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-USER_FIELDS = "id,displayName,userPrincipalName,mail,accountEnabled,userType"
+USER_FIELDS = "id,displayName,userPrincipalName,mail,accountEnabled,userType,createdDateTime"
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class User:
     mail: str | None
     account_enabled: bool
     user_type: str
+    created: datetime | None = None
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> User:
@@ -36,7 +37,15 @@ class User:
             mail=raw.get("mail"),
             account_enabled=bool(raw.get("accountEnabled")),
             user_type=raw.get("userType") or "Member",
+            created=_when(raw.get("createdDateTime")),
         )
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
 @dataclass

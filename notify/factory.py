@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def _email(settings: Settings) -> AcsEmail | None:
-    if not settings.acs_sender_address or not (settings.acs_endpoint or settings.acs_connection_string):
+    connection = settings.acs_connection_string.get_secret_value()
+    if not settings.acs_sender_address or not (settings.acs_endpoint or connection):
         log.error("NOTIFY_EMAIL_ENABLED needs ACS_SENDER_ADDRESS and ACS_ENDPOINT: email is off")
         return None
     # retry_total=0: our retry honours the time budget; the SDK's would sleep through a 60 s Retry-After.
@@ -36,8 +37,8 @@ def _email(settings: Settings) -> AcsEmail | None:
     if settings.notify_ca_bundle:
         options["connection_verify"] = settings.notify_ca_bundle
     credential = None
-    if settings.acs_connection_string:
-        client = EmailClient.from_connection_string(settings.acs_connection_string, **options)
+    if settings.acs_connection_string.get_secret_value():
+        client = EmailClient.from_connection_string(settings.acs_connection_string.get_secret_value(), **options)
     else:
         credential = ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
         client = EmailClient(settings.acs_endpoint, credential, **options)
@@ -62,10 +63,15 @@ def _teams(settings: Settings, graph: GraphCaller) -> TeamsBot | None:
 
 
 def _channel(settings: Settings) -> ChannelWebhook | None:
-    if not settings.teams_channel_webhook_url:
+    if not settings.teams_channel_webhook_url.get_secret_value():
         log.error("NOTIFY_CHANNEL_ENABLED needs TEAMS_CHANNEL_WEBHOOK_URL: the channel is off")
         return None
-    return ChannelWebhook(httpx.AsyncClient(timeout=httpx.Timeout(10.0)), settings.teams_channel_webhook_url)
+    url = settings.teams_channel_webhook_url.get_secret_value()
+    try:
+        return ChannelWebhook(httpx.AsyncClient(timeout=httpx.Timeout(10.0)), url)
+    except ValueError as exc:  # the message never repeats the URL: its sig is a credential
+        log.error("TEAMS_CHANNEL_WEBHOOK_URL refused (%s): the channel is off", exc)
+        return None
 
 
 def build_notifier(settings: Settings, graph: GraphCaller, auditor: Auditor | None) -> Notifier:

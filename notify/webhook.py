@@ -9,6 +9,7 @@ Key Vault, never logged.
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,20 +19,21 @@ from .message import Audience, Message
 from .render import card_attachment
 from .transport import Recipient
 
+_SIGNATURE = re.compile(r"(sig=)[^&\s\"'<>]+", re.IGNORECASE)
 
-class _HideUrl(logging.Filter):
-    """httpx logs every request URL at INFO; the webhook's carries its signature, so it is masked."""
 
-    def __init__(self, url: str):
-        super().__init__()
-        self._url = url
-        parts = urlsplit(url)
-        self._masked = f"{parts.scheme}://{parts.netloc}{parts.path}?<redacted>"
+class _HideSignature(logging.Filter):
+    """httpx logs every request URL at INFO, normalised (a :443 in the configured URL is dropped, so the logged
+    text need not equal it): any `sig=` value in the formatted line is masked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(str(a) == self._url for a in record.args):
-            record.args = tuple(self._masked if str(a) == self._url else a for a in record.args)
+        message = record.getMessage()
+        if "sig=" in message.lower():
+            record.msg, record.args = _SIGNATURE.sub(r"\1<redacted>", message), None
         return True
+
+
+_HIDE_SIGNATURE = _HideSignature()
 
 
 class ChannelWebhook:
@@ -40,7 +42,10 @@ class ChannelWebhook:
     def __init__(self, http: httpx.AsyncClient, url: str):
         self._http = http
         self._url = url
-        logging.getLogger("httpx").addFilter(_HideUrl(url))
+        parts = urlsplit(url)
+        if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the channel webhook URL must be https (plain http only to this machine, for local runs)")
+        logging.getLogger("httpx").addFilter(_HIDE_SIGNATURE)  # the same filter once, however many webhooks
 
     def accepts(self, recipient: Recipient) -> bool:
         return recipient.audience is Audience.CHANNEL

@@ -57,7 +57,9 @@ class Package(Model):
     display_name: str = Field(alias="displayName")
     description: str = ""
     policy_name: str = Field("Manager requests, two approvals", alias="policyName")
-    expiry_hours: int = Field(8, alias="expiryHours", ge=1, le=8760)
+    # The assignment (and so the onboarding group's TAP-only sign-in) must outlast the pickup's lifetime plus the
+    # pass's: 8 h + 8 h by default, hence 24.
+    expiry_hours: int = Field(24, alias="expiryHours", ge=1, le=8760)
     approval_stages: list[Literal["manager", "security"]] = Field(["manager", "security"], alias="approvalStages")
     approval_timeout: str = Field("P2D", alias="approvalTimeout")
     allow_self_request: bool = Field(False, alias="allowSelfRequest")

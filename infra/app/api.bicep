@@ -100,7 +100,7 @@ var appSettings = [
   { name: 'TEAMS_BOT_SERVICE_URL', value: 'https://smba.trafficmanager.net/teams/' }
   { name: 'TEAMS_APP_CATALOG_ID', value: teamsAppCatalogId }
   // A Key Vault reference: the webhook URL's signature is a credential and never sits in an app setting.
-  { name: 'TEAMS_CHANNEL_WEBHOOK_URL', value: '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})' }
+  { name: 'TEAMS_CHANNEL_WEBHOOK_URL', value: empty(webhookSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})' }
   { name: 'NOTIFY_MAX_ATTEMPTS', value: '4' }
   { name: 'NOTIFY_RETRY_BASE_SECONDS', value: '1.0' }
   { name: 'NOTIFY_BUDGET_SECONDS', value: '30.0' }

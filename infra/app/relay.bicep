@@ -58,8 +58,8 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
           type: 'Request'
           kind: 'Http'
           inputs: { method: 'POST', schema: {} }
-          // Lets the function see EM's headers if it ever needs them; the policy already checked the token.
-          operationOptions: 'IncludeAuthorizationHeadersInOutputs'
+          // Run history must not keep EM's requests (they name users): inputs and outputs are secured.
+          runtimeConfiguration: { secureData: { properties: ['inputs', 'outputs'] } }
         }
       }
       actions: {
@@ -78,7 +78,10 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
           }
           // EM waits at most 2 s; the function answers 202 in milliseconds. No retries: EM retries itself.
           limit: { timeout: 'PT2S' }
-          runtimeConfiguration: { contentTransfer: { transferMode: 'Chunked' } }
+          runtimeConfiguration: {
+            contentTransfer: { transferMode: 'Chunked' }
+            secureData: { properties: ['inputs', 'outputs'] }
+          }
           operationOptions: 'DisableAsyncPattern'
         }
         answer: {

@@ -26,4 +26,5 @@ resource webhook 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(tea
 }
 
 output name string = vault.name
-output webhookSecretUri string = '${vault.properties.vaultUri}secrets/teams-channel-webhook-url'
+// Empty when no webhook URL was given, so the app turns the channel off instead of pointing at a missing secret.
+output webhookSecretUri string = empty(teamsChannelWebhookUrl) ? '' : '${vault.properties.vaultUri}secrets/teams-channel-webhook-url'

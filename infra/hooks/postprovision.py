@@ -1,7 +1,9 @@
 """azd postprovision hook: write local.settings.json from the azd environment (azd env get-values).
 
 Only names the app reads are copied, values already in local.settings.json that azd does not know are kept, and
-nothing secret exists to copy: every Azure connection is identity-based. Run by azd, or by hand from the repo root.
+nothing secret exists to copy: every Azure connection is identity-based. Storage stays on Azurite: the Azure
+account has shared keys off and only the app's managed identity may use it, which a developer machine does not
+have. Run by azd, or by hand from the repo root.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # azd output name → app setting name (the same name unless listed).
-RENAMES = {"STORAGE_ACCOUNT_NAME": "AzureWebJobsStorage__accountName", "AZURE_TENANT_ID": "TENANT_ID"}
+RENAMES = {"AZURE_TENANT_ID": "TENANT_ID"}
 COPIED = {
     "TENANT_ID",
     "MANAGED_IDENTITY_CLIENT_ID",
-    "AzureWebJobsStorage__accountName",
     "ACS_ENDPOINT",
     "ACS_SENDER_ADDRESS",
     "CALLOUT_AUDIENCE",
@@ -33,10 +34,6 @@ def settings_from_env(env: dict[str, str], current: dict) -> dict:
         target = RENAMES.get(name, name)
         if target in COPIED and value:
             values[target] = value
-    if env.get("STORAGE_ACCOUNT_NAME"):
-        # Against the Azure account the host needs the identity-based form, not Azurite's connection string.
-        values.pop("AzureWebJobsStorage", None)
-        values["AzureWebJobsStorage__credential"] = "managedidentity"
     if env.get("RELAY_PRINCIPAL_APP_ID"):
         values["CALLOUT_ALLOWED_CALLERS"] = env["RELAY_PRINCIPAL_APP_ID"]
     if env.get("FUNCTION_APP_URL"):

@@ -108,3 +108,18 @@ async def test_resets_older_than_a_day_do_not_count(parts):
 async def test_the_manager_change_window_is_configurable(parts):
     verdict = await guardrails(parts, MANAGER_CHANGE_COOLDOWN_DAYS="0").check(request_for(F.U["priya"], F.U["megan"]))
     assert verdict.allowed
+
+
+async def test_a_new_hires_fresh_manager_does_not_block_onboarding_but_still_blocks_a_reset(parts, tenant_env):
+    tenant_env.state.users[F.U["priya"]]["createdDateTime"] = (datetime.now(UTC) - timedelta(days=2)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    request = request_for(F.U["priya"], F.U["megan"])
+    assert (await guardrails(parts).check(request, onboarding=True)).allowed
+    assert "manager changed" in (await guardrails(parts).check(request)).reason
+
+
+async def test_an_older_account_whose_manager_just_changed_is_refused_onboarding_too(parts, tenant_env):
+    tenant_env.state.users[F.U["priya"]]["createdDateTime"] = "2024-01-01T00:00:00Z"
+    verdict = await guardrails(parts).check(request_for(F.U["priya"], F.U["megan"]), onboarding=True)
+    assert "manager changed" in verdict.reason

@@ -54,15 +54,21 @@ def test_other_method_types_are_not_read_as_credentials():
     assert credentials({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": "m"}) == []
 
 
-def test_strong_methods_ignore_the_password_email_and_a_pass():
-    """A new hire with only a password, an email and a pass is not yet onboarded; a phone makes them so."""
+def test_strong_methods_ignore_the_password_email_a_pass_and_a_prepopulated_phone():
+    """A new hire with a password, an email, a pass and a phone (bulk prepopulation gives one before the first
+    sign-in) is not yet onboarded; an Authenticator registration makes them so."""
     weak = [
         parse_method({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "p"}),
         parse_method({"@odata.type": "#microsoft.graph.emailAuthenticationMethod", "id": "e"}),
         parse_method({"@odata.type": TAP, "id": "t"}),
+        parse_method({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": "m", "phoneType": "mobile"}),
     ]
     assert strong_methods(weak) == []
-    phone = parse_method(
-        {"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": "m", "phoneType": "mobile"}
+    authenticator = parse_method(
+        {
+            "@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+            "id": "a",
+            "displayName": "Pixel",
+        }
     )
-    assert strong_methods([*weak, phone]) == ["phone (mobile)"]
+    assert len(strong_methods([*weak, authenticator])) == 1

@@ -11,12 +11,12 @@ hook = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(hook)
 
 
-def test_azd_outputs_replace_azurite_with_the_identity_based_account():
+def test_azd_outputs_fill_in_the_tenant_and_caller_but_local_storage_stays_on_azurite():
     current = {"Values": {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "WORK_QUEUE_NAME": "q"}}
     env = {"STORAGE_ACCOUNT_NAME": "stmfa1", "AZURE_TENANT_ID": "t-1", "RELAY_PRINCIPAL_APP_ID": "relay-app"}
     values = hook.settings_from_env(env, current)["Values"]
-    assert "AzureWebJobsStorage" not in values
-    assert values["AzureWebJobsStorage__accountName"] == "stmfa1"
+    assert values["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
+    assert not any(name.startswith("AzureWebJobsStorage__") for name in values)
     assert values["TENANT_ID"] == "t-1"
     assert values["CALLOUT_ALLOWED_CALLERS"] == "relay-app"
     assert values["WORK_QUEUE_NAME"] == "q"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import SecretStr
 
 from local.tenant import TenantServer
 from tests.conftest import F
@@ -20,7 +21,8 @@ def notify_env(tenant: TenantServer, monkeypatch: pytest.MonkeyPatch) -> Sinks:
     settings = notify_settings(tenant)
     for field, info in type(settings).model_fields.items():
         if field.startswith(("notify_", "acs_", "teams_")):
-            monkeypatch.setenv(info.alias, str(getattr(settings, field)))
+            value = getattr(settings, field)
+            monkeypatch.setenv(info.alias, value.get_secret_value() if isinstance(value, SecretStr) else str(value))
     monkeypatch.setenv("EASY_AUTH_ENABLED", "true")
     monkeypatch.setenv("DEVHOST_LOCAL_SIGNIN", "true")
     sinks = Sinks(tenant)

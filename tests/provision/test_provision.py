@@ -66,7 +66,7 @@ def test_policy_has_two_approval_stages_expiry_and_wait_stages(empty, tmp_path: 
         "#microsoft.graph.requestorManager",
         "#microsoft.graph.groupMembers",
     ]
-    assert policy["expiration"] == {"type": "afterDuration", "duration": "PT8H"}
+    assert policy["expiration"] == {"type": "afterDuration", "duration": "PT24H"}
     waits = {
         s["stage"] for s in policy["customExtensionStageSettings"] if s["customExtension"].get("callbackConfiguration")
     }
@@ -138,7 +138,7 @@ def test_hand_shortened_expiry_shows_as_drift(empty, tmp_path: Path):
     policy["expiration"] = {"type": "afterDuration", "duration": "PT2H"}  # as an admin would in the portal
     status = run("status", "--config", config)
     assert status.exit_code == 1
-    assert "expiration.duration: 'PT2H' → 'PT8H'" in status.output
+    assert "expiration.duration: 'PT2H' → 'PT24H'" in status.output
 
 
 def test_operator_without_conditional_access_permission_gets_a_clear_error(tmp_path, monkeypatch):
