@@ -21,6 +21,7 @@ from store.tables import Tables
 
 from .caller_token import CallerVerifier, SigningKeys
 from .settings import Settings, get_settings
+from .telemetry import configure
 from .workflow import Workflow
 
 
@@ -71,6 +72,7 @@ def get_container() -> Container:
     """This worker's container, created on first use (not at import: settings may arrive later)."""
     global _container
     if _container is None:
+        configure()
         _container = Container.from_settings(get_settings())
     return _container
 

@@ -107,3 +107,36 @@ def _token(key: rsa.RSAPrivateKey, kid: str, tenant_id: str) -> str:
     claims = {**em_claims(), "iss": f"https://sts.windows.net/{tenant_id}/", "tid": tenant_id}
     claims.update(iat=now, nbf=now, exp=now + 600)
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+
+async def test_a_token_presented_again_is_not_checked_again(
+    verifier: CallerVerifier, tenant: TenantServer, monkeypatch: pytest.MonkeyPatch
+):
+    """EM reuses its token for an hour: the same bytes are verified once, then accepted from the cache."""
+    decoded = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    token = issue_token(tenant.state, em_claims())
+    callers = [await verifier.verify(f"Bearer {token}") for _ in range(3)]
+    assert [c.app_id for c in callers] == [EM_APP_ID] * 3
+    assert len(decoded) == 1
+
+
+async def test_a_cached_token_is_refused_once_it_expires(verifier: CallerVerifier, tenant: TenantServer):
+    """The cache honours exp plus the five-minute leeway exactly as the full check does."""
+    now = int(time.time())
+    token = issue_token(tenant.state, em_claims(exp=now - 298, iat=now - 4000, nbf=now - 4000))
+    assert (await verifier.verify(f"Bearer {token}")).app_id == EM_APP_ID  # good for 1 to 2 more seconds
+    time.sleep(max(0.0, now + 2 - time.time()) + 0.1)
+    with pytest.raises(CallerRejected, match="expired"):
+        await verifier.verify(f"Bearer {token}")
+
+
+async def test_a_token_altered_after_a_good_one_was_cached_is_refused(verifier: CallerVerifier, tenant: TenantServer):
+    """The cache is keyed on the exact bytes: a forged signature on the same claims is checked and refused."""
+    token = issue_token(tenant.state, em_claims())
+    await verifier.verify(f"Bearer {token}")
+    head, body, signature = token.split(".")
+    forged = f"{head}.{body}.{signature[:-6]}AAAAAA"
+    with pytest.raises(CallerRejected):
+        await verifier.verify(f"Bearer {forged}")
