@@ -240,7 +240,7 @@ class Workflow:
                 self.resets.audit(request.id, "pickupOpened", actor="worker", deliverer=deliverer, pickup=pickup.id),
             )
         # EM before the messages: its callback is what the requester waits on, and delivery may retry for a while.
-        detail = f"{summary} The manager can now pick up a one-time pass."
+        detail = f"{summary} The manager can now pick up a Temporary Access Pass; it is shown once."
         await self._resume_once(item, detail, wait, known=(resume_state[0], resume_state[1]))
         await self._notify_once(
             item,

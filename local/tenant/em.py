@@ -1,6 +1,10 @@
 """Entitlement Management routes: Graph v1.0 assignmentRequests/assignments and the EM control API.
 
-Graph (application permissions; reads take EntitlementManagement.Read.All or .ReadWrite.All, writes .ReadWrite.All):
+Graph (application permissions; reads take EntitlementManagement.Read.All or .ReadWrite.All, writes .ReadWrite.All;
+instead of either, a service principal may hold a catalog-scoped EM role on the catalog of the request's or
+assignment's package: Catalog owner, Access package manager or Access package assignment manager for both, Catalog
+reader for reads (https://learn.microsoft.com/entra/id-governance/entitlement-management-delegate; CONTRACTS.md:
+resume with "Access package assignment manager"). Lists then show only those catalogs' items.)
 - GET  /identityGovernance/entitlementManagement/assignmentRequests/{id}  ($expand, $select)
   https://learn.microsoft.com/graph/api/accesspackageassignmentrequest-get
 - GET  /identityGovernance/entitlementManagement/assignmentRequests  ($filter, $expand, $select, $top paging)
@@ -33,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from .appkeys import STATE
-from .auth import authorize
+from .auth import caller
 from .em_engine import Engine, engine
 from .em_shapes import (
     ASSIGNMENT_FIELDS,
@@ -50,12 +54,19 @@ from .em_shapes import (
     select,
     subject,
 )
-from .errors import bad_request
+from .errors import GraphError, bad_request
+from .gov_common import governance
 from .odata import page
 
 BASE = "/identityGovernance/entitlementManagement"
 READ = ("EntitlementManagement.Read.All", "EntitlementManagement.ReadWrite.All")
 WRITE = ("EntitlementManagement.ReadWrite.All",)
+CATALOG_OWNER = "ae79f266-94d4-4dab-b730-feca7e132178"
+CATALOG_READER = "44272f93-9762-48e8-af59-1b5351b1d6b3"
+PACKAGE_MANAGER = "7f480852-ebdc-47d4-87de-0d8498384a83"
+ASSIGNMENT_MANAGER = "e2182095-804a-4656-ae11-64734e9b7ae5"
+CATALOG_WRITE = frozenset({CATALOG_OWNER, PACKAGE_MANAGER, ASSIGNMENT_MANAGER})
+CATALOG_READ = CATALOG_WRITE | {CATALOG_READER}
 VERSIONS = ("/v1.0", "/beta")
 CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#identityGovernance/entitlementManagement/"
 
@@ -69,6 +80,39 @@ async def _json(request: web.Request) -> Any:
         return await request.json()
     except ValueError:
         raise bad_request("The request body is not valid JSON.") from None
+
+
+# --- who may act on what ---------------------------------------------------------------------------------
+
+
+def _denied() -> GraphError:
+    return GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+
+
+def _catalogs_with(request: web.Request, claims: dict[str, Any], roles: frozenset[str]) -> set[str]:
+    """The catalogs on which the caller's service principal holds one of `roles`."""
+    held = set()
+    for assignment in governance(request.app[STATE])["roleAssignments"].values():
+        if assignment.get("principalId") == claims.get("oid") and assignment.get("roleDefinitionId") in roles:
+            kind, _, catalog_id = str(assignment.get("appScopeId") or "").strip("/").partition("/")
+            if kind == "AccessPackageCatalog":
+                held.add(catalog_id)
+    return held
+
+
+def _scope(request: web.Request, permissions: tuple[str, ...], roles: frozenset[str]) -> set[str] | None:
+    """None when a tenant-wide permission covers the call, else the catalogs the caller's roles cover (403 if none)."""
+    claims = caller(request)
+    if (set(claims.get("roles", [])) | set(claims.get("scp", "").split())) & set(permissions):
+        return None
+    catalogs = _catalogs_with(request, claims, roles)
+    if not catalogs:
+        raise _denied()
+    return catalogs
+
+
+def _in_scope(em: Engine, item: dict[str, Any], catalogs: set[str] | None) -> bool:
+    return catalogs is None or em.package(item["_packageId"]).get("catalogId") in catalogs
 
 
 # --- Graph shapes -----------------------------------------------------------------------------------------
@@ -111,9 +155,11 @@ def _assignment_view(em: Engine, item: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_request(request: web.Request) -> web.Response:
-    authorize(request, READ)
     em = _engine(request)
+    scope = _scope(request, READ, CATALOG_READ)
     found = em.request(request.match_info["id"])
+    if not _in_scope(em, found, scope):
+        raise _denied()
     expand = parse_expand(request.query.get("$expand"), REQUEST_RELATIONS, REQUEST_TYPE)
     body = request_json(em, found, expand)
     body = select(body, request.query.get("$select"), REQUEST_FIELDS, REQUEST_RELATIONS, REQUEST_TYPE)
@@ -122,11 +168,13 @@ async def get_request(request: web.Request) -> web.Response:
 
 async def list_requests(request: web.Request) -> web.Response:
     """$filter examples in the docs: state eq, accessPackage/id eq, requestor/objectId eq (joined with and/or)."""
-    authorize(request, READ)
+    scope = _scope(request, READ, CATALOG_READ)
     em = _engine(request)
     expand = parse_expand(request.query.get("$expand"), REQUEST_RELATIONS, REQUEST_TYPE)
     test = matcher(request.query.get("$filter"))
-    items = [r for r in em.requests.values() if test is None or test(_request_view(em, r))]
+    items = [
+        r for r in em.requests.values() if _in_scope(em, r, scope) and (test is None or test(_request_view(em, r)))
+    ]
     fields = request.query.get("$select")
     values = [
         select(request_json(em, r, expand), fields, REQUEST_FIELDS, REQUEST_RELATIONS, REQUEST_TYPE) for r in items
@@ -135,8 +183,11 @@ async def list_requests(request: web.Request) -> web.Response:
 
 
 async def resume(request: web.Request) -> web.Response:
-    authorize(request, WRITE)
-    _engine(request).resume(request.match_info["id"], await _json(request))
+    em = _engine(request)
+    scope = _scope(request, WRITE, CATALOG_WRITE)  # 403 before the lookup for a caller with no EM access at all
+    if not _in_scope(em, em.request(request.match_info["id"]), scope):
+        raise _denied()
+    em.resume(request.match_info["id"], await _json(request))
     return web.Response(status=204)
 
 
@@ -147,7 +198,8 @@ def _target_of(assignment: dict[str, Any]) -> str | None:
 
 async def create_request(request: web.Request) -> web.Response:
     """An application may create adminAdd and adminRemove requests (userAdd/userUpdate need a signed-in user)."""
-    claims = authorize(request, WRITE)
+    scope = _scope(request, WRITE, CATALOG_WRITE)
+    claims = caller(request)
     em = _engine(request)
     body = await _json(request)
     if not isinstance(body, dict):
@@ -158,6 +210,8 @@ async def create_request(request: web.Request) -> web.Response:
     if kind == "adminremove":
         if not assignment.get("id"):
             raise bad_request("An adminRemove request needs assignment.id.")
+        if not _in_scope(em, em.assignment(assignment["id"]), scope):
+            raise _denied()
         created = em.remove(assignment["id"], "adminRemove", body.get("justification") or "", claims.get("oid"))
     elif kind == "adminadd":
         for field in ("accessPackageId", "assignmentPolicyId"):
@@ -166,6 +220,8 @@ async def create_request(request: web.Request) -> web.Response:
         target = _target_of(assignment)
         if not target:
             raise bad_request("An adminAdd request needs assignment.targetId (or target.objectId).")
+        if scope is not None and em.package(assignment["accessPackageId"]).get("catalogId") not in scope:
+            raise _denied()
         created = em.submit(
             claims.get("oid", ""),
             target,
@@ -186,11 +242,15 @@ async def create_request(request: web.Request) -> web.Response:
 
 async def list_assignments(request: web.Request) -> web.Response:
     """$filter examples in the docs: state eq 'Delivered', target/objectid eq, accessPackage/id eq, with and."""
-    authorize(request, READ)
+    scope = _scope(request, READ, CATALOG_READ)
     em = _engine(request)
     expand = parse_expand(request.query.get("$expand"), ASSIGNMENT_RELATIONS, ASSIGNMENT_TYPE)
     test = matcher(request.query.get("$filter"))
-    items = [a for a in em.assignments.values() if test is None or test(_assignment_view(em, a))]
+    items = [
+        a
+        for a in em.assignments.values()
+        if _in_scope(em, a, scope) and (test is None or test(_assignment_view(em, a)))
+    ]
     fields = request.query.get("$select")
     values = [
         select(assignment_json(em, a, expand), fields, ASSIGNMENT_FIELDS, ASSIGNMENT_RELATIONS, ASSIGNMENT_TYPE)
@@ -200,9 +260,11 @@ async def list_assignments(request: web.Request) -> web.Response:
 
 
 async def get_assignment(request: web.Request) -> web.Response:
-    authorize(request, READ)
     em = _engine(request)
+    scope = _scope(request, READ, CATALOG_READ)
     found = em.assignment(request.match_info["id"])
+    if not _in_scope(em, found, scope):
+        raise _denied()
     expand = parse_expand(request.query.get("$expand"), ASSIGNMENT_RELATIONS, ASSIGNMENT_TYPE)
     body = select(
         assignment_json(em, found, expand),

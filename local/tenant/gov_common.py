@@ -40,7 +40,8 @@ def governance(state: TenantState) -> dict[str, Any]:
         "governance",
         {
             "resources": {},  # catalog id -> {resource id -> accessPackageResource}
-            "roleAssignments": {},  # id -> unifiedRoleAssignment (entitlementManagement provider)
+            # id -> unifiedRoleAssignment (entitlementManagement provider); the fixture may hold some already.
+            "roleAssignments": {a["id"]: dict(a) for a in state.entitlement.get("roleAssignments", [])},
             "authStrengths": {},  # id -> authenticationStrengthPolicy
             "conditionalAccess": {},  # id -> conditionalAccessPolicy
         },

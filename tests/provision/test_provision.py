@@ -177,6 +177,8 @@ def test_direct_url_option_registers_an_http_endpoint_with_bearer_authentication
 
 def test_existing_setup_is_adopted_and_broad_permissions_are_flagged(tmp_path, monkeypatch):
     data = F.build()
+    func = next(a for a in data["applications"] if a["appId"] == F.APP["func"][0])
+    func["graphRoles"].append("EntitlementManagement.ReadWrite.All")  # as a manual setup may have granted it
     data["applications"].append(empty_tenant(OPERATOR_ROLES)["applications"][1])
     tenant = start(tmp_path, monkeypatch, data)
     try:

@@ -175,7 +175,10 @@ async def test_the_default_method_is_deleted_when_it_is_the_last_one(tenant_env:
     assert [m["id"] for m in left.json()["value"]] == [F.PASSWORD_ID]
 
 
-async def test_the_password_method_cannot_be_deleted(raw: Raw):
+async def test_the_password_method_cannot_be_deleted(tenant_env: TenantServer):
+    # An administrator's tool: the function's identity has no permission that reaches the password method.
+    tool = tenant_env.state.applications[F.APP["admin_tool"][0]]
+    raw = Raw(tenant_env, token=app_token(tenant_env.state, tool, "https://graph.microsoft.com"))
     path = AUTH.format(U["priya"]) + f"/passwordMethods/{F.PASSWORD_ID}"
     response = await raw("DELETE", path)
     assert response.status_code == 405

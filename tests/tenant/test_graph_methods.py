@@ -34,6 +34,7 @@ MEGAN_AUTHENTICATOR = F.oid("33333333", 3)
 AUTH = "/users/{}/authentication"
 POLICY = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/temporaryAccessPass"
 LIMITED = F.APP["limited"][0]
+ADMIN_TOOL = F.APP["admin_tool"][0]
 # Every method tom has that can go while his default (the mobile phone) stays: (collection, id).
 TOM_DELETABLE = [
     ("microsoftAuthenticatorMethods", TOM_AUTHENTICATOR),
@@ -71,6 +72,13 @@ class Raw:
 @pytest.fixture
 def raw(tenant_env: TenantServer) -> Raw:
     return Raw(tenant_env)
+
+
+@pytest.fixture
+def admin_tool(tenant_env: TenantServer) -> Raw:
+    """A caller with UserAuthenticationMethod.ReadWrite.All: the function's identity holds only the per-method
+    permissions, which the password and signInPreferences rules never reach."""
+    return Raw(tenant_env, ADMIN_TOOL)
 
 
 def limited(tenant: TenantServer, *roles: str) -> Raw:
@@ -167,13 +175,13 @@ async def test_hardware_oath_is_served_in_beta_only(raw: Raw):
     assert gone.status_code == 204
 
 
-async def test_the_password_is_listed_typed_but_cannot_be_deleted(tenant_env: TenantServer, raw: Raw):
+async def test_the_password_is_listed_typed_but_cannot_be_deleted(tenant_env: TenantServer, admin_tool: Raw):
     client = graph_client(tenant_env)
     passwords = await client.users.by_user_id(U["tom"]).authentication.password_methods.get()
     assert [type(p) for p in passwords.value] == [PasswordAuthenticationMethod]
     assert passwords.value[0].id == F.PASSWORD_ID
     assert passwords.value[0].password is None
-    response = await raw("DELETE", AUTH.format(U["tom"]) + f"/passwordMethods/{F.PASSWORD_ID}")
+    response = await admin_tool("DELETE", AUTH.format(U["tom"]) + f"/passwordMethods/{F.PASSWORD_ID}")
     assert response.status_code == 405
     assert any(m["id"] == F.PASSWORD_ID for m in user(tenant_env, "tom")["methods"])
 
@@ -309,9 +317,9 @@ async def test_phone_update_checks_the_number_and_keeps_the_type(raw: Raw):
     ],
 )
 async def test_unknown_properties_are_refused_with_graphs_odata_message(
-    raw: Raw, method: str, path: str, body: dict, version: str
+    admin_tool: Raw, method: str, path: str, body: dict, version: str
 ):
-    response = await raw(method, path.format(U["priya"]), body, version=version)
+    response = await admin_tool(method, path.format(U["priya"]), body, version=version)
     assert response.status_code == 400
     assert "does not exist on type" in error(response)["message"]
 
@@ -544,28 +552,31 @@ async def test_sign_in_preferences_are_beta_only(raw: Raw):
     assert (await raw("GET", AUTH.format(U["tom"]) + "/signInPreferences")).status_code == 404
 
 
-async def test_patching_the_preferred_method_moves_the_default(tenant_env: TenantServer, raw: Raw):
+async def test_patching_the_preferred_method_moves_the_default(tenant_env: TenantServer, admin_tool: Raw):
     path = AUTH.format(U["tom"]) + "/signInPreferences"
-    response = await raw("PATCH", path, {"userPreferredMethodForSecondaryAuthentication": "push"}, version="beta")
+    prefer_push = {"userPreferredMethodForSecondaryAuthentication": "push"}
+    response = await admin_tool("PATCH", path, prefer_push, version="beta")
     assert response.status_code == 204
     assert user(tenant_env, "tom")["defaultMethodId"] == TOM_AUTHENTICATOR
-    assert (await raw("GET", path, version="beta")).json()["userPreferredMethodForSecondaryAuthentication"] == "push"
+    preferences = (await admin_tool("GET", path, version="beta")).json()
+    assert preferences["userPreferredMethodForSecondaryAuthentication"] == "push"
     # The mobile is no longer the default, so only the Authenticator is now protected.
-    assert (await raw("DELETE", AUTH.format(U["tom"]) + f"/phoneMethods/{ALT}")).status_code == 204
-    assert (await raw("DELETE", AUTH.format(U["tom"]) + f"/phoneMethods/{MOBILE}")).status_code == 204
+    assert (await admin_tool("DELETE", AUTH.format(U["tom"]) + f"/phoneMethods/{ALT}")).status_code == 204
+    assert (await admin_tool("DELETE", AUTH.format(U["tom"]) + f"/phoneMethods/{MOBILE}")).status_code == 204
 
 
-async def test_the_preferred_method_must_be_registered(tenant_env: TenantServer, raw: Raw):
+async def test_the_preferred_method_must_be_registered(tenant_env: TenantServer, admin_tool: Raw):
     path = AUTH.format(U["priya"]) + "/signInPreferences"
-    response = await raw("PATCH", path, {"userPreferredMethodForSecondaryAuthentication": "push"}, version="beta")
+    prefer_push = {"userPreferredMethodForSecondaryAuthentication": "push"}
+    response = await admin_tool("PATCH", path, prefer_push, version="beta")
     assert response.status_code == 400
     assert user(tenant_env, "priya")["defaultMethodId"] == MOBILE
 
 
-async def test_system_preferred_mfa_reports_the_strongest_method(raw: Raw):
+async def test_system_preferred_mfa_reports_the_strongest_method(admin_tool: Raw):
     path = AUTH.format(U["tom"]) + "/signInPreferences"
-    await raw("PATCH", path, {"isSystemPreferredAuthenticationMethodEnabled": True}, version="beta")
-    body = (await raw("GET", path, version="beta")).json()
+    await admin_tool("PATCH", path, {"isSystemPreferredAuthenticationMethodEnabled": True}, version="beta")
+    body = (await admin_tool("GET", path, version="beta")).json()
     assert body["isSystemPreferredAuthenticationMethodEnabled"] is True
     assert body["systemPreferredAuthenticationMethod"] == "fido2"
 

@@ -19,7 +19,8 @@ async def test_managed_identity_credential_gets_a_graph_token_with_the_function_
     assert claims["aud"] == "https://graph.microsoft.com"
     assert claims["appid"] == F.APP["func"][0]
     assert claims["idtyp"] == "app"
-    assert "UserAuthenticationMethod.ReadWrite.All" in claims["roles"]
+    assert "UserAuthMethod-TAP.ReadWrite.All" in claims["roles"]
+    assert "UserAuthenticationMethod.ReadWrite.All" not in claims["roles"]  # least privilege: per-method only
 
 
 async def test_a_user_assigned_identity_is_chosen_by_client_id(tenant_env: TenantServer):
