@@ -151,7 +151,7 @@ class Workflow:
                 request, await self.guardrails.check(request, onboarding=self._is_onboarding(request))
             )
             if verdict.allowed:
-                await self.resets.create(
+                opened = await self.resets.create(
                     Reset(
                         request_id=request.id,
                         target_id=request.target_id or "",
@@ -159,6 +159,10 @@ class Workflow:
                         access_package_id=request.access_package_id or "",
                     )
                 )
+                if opened is None:  # another request for the same user was decided at the same moment and won
+                    name = verdict.target_name or request.target_name or "this user"
+                    verdict = Verdict.deny(f"Another MFA reset for {name} is still open.", name)
+            if verdict.allowed:
                 await self.resets.audit(
                     request.id, "requested", actor=request.requestor_id or "", target=request.target_id
                 )

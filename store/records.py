@@ -16,6 +16,10 @@ from .tables import Tables
 
 OPEN = "open"
 RESET_ROW = "reset"
+# RowKey of the row in `targets` that names the target's one open reset (request ids are GUIDs, never this).
+OPEN_SLOT = "~open"
+# A slot whose reset never got recorded (the worker died in between) is taken over after this long.
+STALE_SLOT = timedelta(minutes=10)
 
 
 def _now() -> datetime:
@@ -74,8 +78,14 @@ class ResetStore:
         self._tables = tables
 
     # --- resets ---------------------------------------------------------------------------------------
-    async def create(self, reset: Reset) -> Reset:
-        """Insert the reset and its target index row; an existing reset for the request is returned as is."""
+    async def create(self, reset: Reset) -> Reset | None:
+        """Insert the reset and its target index row; an existing reset for the request is returned as is.
+
+        None when another reset of the same target is open: the target's open slot is taken with a conditional
+        insert first, so two requests decided at the same moment cannot both open a reset.
+        """
+        if reset.state == OPEN and not await self._take_slot(reset.target_id, reset.request_id):
+            return None
         resets = await self._tables.get("resets")
         try:
             await resets.create_entity(reset.entity())
@@ -106,12 +116,51 @@ class ResetStore:
         await targets.upsert_entity(
             {"PartitionKey": reset.target_id, "RowKey": reset.request_id, "State": reset.state}, mode=UpdateMode.MERGE
         )
+        if reset.state != OPEN:
+            await self._release_slot(reset.target_id, reset.request_id)
+
+    async def _take_slot(self, target_id: str, request_id: str) -> bool:
+        targets = await self._tables.get("targets")
+        slot = {"PartitionKey": target_id, "RowKey": OPEN_SLOT, "RequestId": request_id, "TakenAt": _now()}
+        try:
+            await targets.create_entity(slot)
+            return True
+        except ResourceExistsError:
+            pass
+        try:
+            held = await targets.get_entity(target_id, OPEN_SLOT)
+        except ResourceNotFoundError:
+            return False  # released this instant by the other reset: the caller's guardrails ran before that
+        if held["RequestId"] == request_id:
+            return True  # a redelivery of the same decision
+        holder = await self.get(held["RequestId"])
+        stale = holder is None and held["TakenAt"] < _now() - STALE_SLOT
+        if not stale and (holder is None or holder.state == OPEN):
+            return False
+        try:  # the holder is closed (or never got recorded): take the slot over, unless someone else just did
+            await targets.update_entity(
+                slot, mode=UpdateMode.REPLACE, etag=held.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    async def _release_slot(self, target_id: str, request_id: str) -> None:
+        targets = await self._tables.get("targets")
+        try:
+            held = await targets.get_entity(target_id, OPEN_SLOT)
+            if held["RequestId"] == request_id:
+                await targets.delete_entity(
+                    target_id, OPEN_SLOT, etag=held.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            pass  # already released, or taken over by the next reset
 
     async def for_target(self, target_id: str, since: datetime | None = None) -> list[dict[str, Any]]:
         """Index rows of every reset of a target (optionally created since a time)."""
         targets = await self._tables.get("targets")
         rows = targets.query_entities("PartitionKey eq @pk", parameters={"pk": target_id})
-        found = [dict(row) async for row in rows]
+        found = [dict(row) async for row in rows if row["RowKey"] != OPEN_SLOT]
         if since is not None:
             found = [row for row in found if row["CreatedAt"] >= since]
         return found

@@ -44,6 +44,17 @@ def test_a_request_by_someone_who_is_not_the_manager_is_denied_with_a_reason(sta
     assert len(stack.tenant.state.users[F.U["tom"]]["methods"]) > 5
 
 
+def test_two_requests_for_one_user_at_the_same_moment_open_one_reset(stack: Stack):
+    """The worker decides both at once; the one-open-reset rule still holds: one passes, the other is denied."""
+    requests = [stack.em.submit(F.U["megan"], F.U["tom"]) for _ in range(2)]
+    details = [
+        stack.em.wait_stage_status(r, "assignmentRequestCreated", {"callbackReceived"})["detail"] or ""
+        for r in requests
+    ]
+    assert sorted("waiting for approval" in d for d in details) == [False, True], details
+    assert any("still open" in d for d in details), details
+
+
 def _graph_token(stack: Stack) -> str:
     from local.tenant.auth import app_token
 
