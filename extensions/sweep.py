@@ -1,9 +1,9 @@
 """The completion sweep: finishes onboarding once a passkey appears, expires unrevealed pickups, deletes spent passes.
 
 Each run walks the open and revealed pickups after a saved cursor, a bounded number per run and within a time
-budget. Every action is checkpointed in the reset's steps (or claimed once), and a pickup leaves the working set
-only after its last step, so a run that stops anywhere (crash, timeout, throttling) is finished by a later one and
-a second pass over the same state changes nothing.
+budget. Every action is checkpointed in the reset's steps (a message is marked after it is sent: at least once),
+and a pickup leaves the working set only after its last step, so a run that stops anywhere (crash, timeout,
+throttling) is finished by a later one and a second pass over the same state changes nothing.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class Sweep:
                 rid, COMPLETED, actor="sweep", detail=why, passkey=label, registeredAt=at, removalRequest=removal
             )
             await self.resets.mark_step(rid, "sweep:audited-completed")
-        if await self.resets.claim(rid, "sweep:notify-completed"):
+        if not await self.resets.step_done(rid, "sweep:notify-completed"):  # at least once: marked after sending
             target = pickup.target_name or reset.target_id
             await self.notifier.notify(
                 Event(
@@ -186,6 +186,7 @@ class Sweep:
                     data={"passkey": label, "registeredAt": at},
                 )
             )
+            await self.resets.mark_step(rid, "sweep:notify-completed")
         await self.pickups.transition(pickup, "closed")  # last: the pickup leaves the working set
         return COMPLETED
 
@@ -202,7 +203,7 @@ class Sweep:
         if not await self.resets.step_done(rid, "sweep:audited-expired"):
             await self.resets.audit(rid, "pickupExpired", actor="sweep", detail=why, removalRequest=removal)
             await self.resets.mark_step(rid, "sweep:audited-expired")
-        if await self.resets.claim(rid, "sweep:notify-expired"):
+        if not await self.resets.step_done(rid, "sweep:notify-expired"):  # at least once: marked after sending
             await self.notifier.notify(
                 Event(
                     kind=EventKind.EXPIRED,
@@ -215,6 +216,7 @@ class Sweep:
                     data={"expiredAt": pickup.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
                 )
             )
+            await self.resets.mark_step(rid, "sweep:notify-expired")
         await self.pickups.transition(pickup, EXPIRED)
         return EXPIRED
 

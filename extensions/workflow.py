@@ -316,7 +316,10 @@ class Workflow:
         manager_id: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        if not await self.resets.claim(item.request_id, item.step(f"notify-{kind}")):
+        # At least once: marked after sending, so a worker that dies in between sends it again on redelivery (a
+        # repeated message beats a lost pickup link). Failed deliveries are retried and audited by the notifier.
+        step = item.step(f"notify-{kind}")
+        if await self.resets.step_done(item.request_id, step):
             return
         await self.notifier.notify(
             Event(
@@ -330,6 +333,7 @@ class Workflow:
                 data=data or {},
             )
         )
+        await self.resets.mark_step(item.request_id, step)
 
     async def _resume_once(
         self, item: WorkItem, detail: str, wait: bool, *, denied: bool = False, known: tuple[Any, Any] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from local.tenant.fixtures import make_default as F
 from tests.e2e.conftest import Stack
@@ -75,3 +76,25 @@ def test_every_reset_completes_with_a_fifth_of_graph_calls_throttled_or_failing(
     counters = httpx.get(f"{stack.tenant.url}/_control/throttle").json()["counters"]
     injected = sum(v for app in counters.values() for k, v in app.items() if k.startswith("fault"))
     assert injected > 0
+
+
+def test_a_worker_that_dies_between_sending_a_message_and_noting_it_sends_it_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    """Messages are at least once: a repeat on redelivery rather than a lost notice (the resume stays single)."""
+    container = stack.container()
+    real_mark = container.resets.mark_step
+    failed = []
+
+    async def mark_step(request_id: str, step: str, **data):
+        if step.endswith("notify-requested") and not failed:
+            failed.append(step)
+            raise RuntimeError("the worker died right after sending")
+        await real_mark(request_id, step, **data)
+
+    monkeypatch.setattr(container.resets, "mark_step", mark_step)
+    request_id = stack.em.submit(F.U["megan"], F.U["tom"])
+    stack.em.wait_stage_status(request_id, "assignmentRequestCreated", {"callbackReceived"})
+    wait_until(lambda: [e.kind for e in container.notifier.events].count("requested") == 2, "the notice sent again")
+    assert failed
+    assert len(resumes(stack, request_id)) == 1
