@@ -190,18 +190,26 @@ class Sweep:
         await self.pickups.transition(pickup, "closed")  # last: the pickup leaves the working set
         return COMPLETED
 
-    async def _expire(self, pickup: Pickup, reset: Reset) -> str:
+    async def _expire(self, pickup: Pickup, reset: Reset, *, lapsed: bool = False) -> str:
+        """Close a reset that can no longer finish: its pickup was never revealed, or (`lapsed`) the revealed pass
+        ran out before a passkey was registered. Either way the user needs a new request."""
         rid = reset.request_id
         hours = f"{self.settings.pickup_lifetime_hours:g}"
         who = pickup.target_name or reset.target_id
-        why = f"The pickup was not revealed within {hours} hours; access removed."
+        if lapsed:
+            why = "The Temporary Access Pass expired before a passkey was registered; access removed."
+            detail = f"The Temporary Access Pass for {who} expired unused for a passkey. {why}"
+        else:
+            why = f"The pickup was not revealed within {hours} hours; access removed."
+            detail = f"The Temporary Access Pass for {who} was never picked up. {why}"
         if reset.state == OPEN:
             reset.state = EXPIRED
             reset.detail = why
             await self.resets.save(reset)
         removal = await self._request_removal(reset, why, EXPIRED)
         if not await self.resets.step_done(rid, "sweep:audited-expired"):
-            await self.resets.audit(rid, "pickupExpired", actor="sweep", detail=why, removalRequest=removal)
+            event = "passLapsed" if lapsed else "pickupExpired"
+            await self.resets.audit(rid, event, actor="sweep", detail=why, removalRequest=removal)
             await self.resets.mark_step(rid, "sweep:audited-expired")
         if not await self.resets.step_done(rid, "sweep:notify-expired"):  # at least once: marked after sending
             await self.notifier.notify(
@@ -212,8 +220,8 @@ class Sweep:
                     target_name=pickup.target_name,
                     requestor_id=reset.requestor_id,
                     manager_id=pickup.deliverer_id,
-                    detail=f"The Temporary Access Pass for {who} was never picked up. {why}",
-                    data={"expiredAt": pickup.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    detail=detail,
+                    data={"expiredAt": pickup.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "passLapsed": lapsed},
                 )
             )
             await self.resets.mark_step(rid, "sweep:notify-expired")
@@ -234,6 +242,12 @@ class Sweep:
                 await self.resets.audit(
                     reset.request_id, "passDeleted", actor="sweep", detail=credential.usability, methodId=credential.id
                 )
+        # Our pass ran out (its lifetime, not a one-time use: a user who just signed in with a one-time pass may
+        # still be registering) and no other pass can sign the user in: the reset cannot finish any more.
+        lapsed = any(c.id in ours and c.usability.lower() == "expired" for c in spent)
+        usable = any(c.kind == "temporaryAccessPass" and not c.spent and c.usable for c in credentials)
+        if lapsed and not usable:
+            return await self._expire(pickup, reset, lapsed=True)
         return "passDeleted" if deleted else "waiting"
 
     async def _request_removal(self, reset: Reset, why: str, reason: str) -> str:

@@ -10,7 +10,15 @@ from .events import Event
 
 # The only Event.data keys a template may read. Anything else an event carries is ignored, so a value that
 # must never be sent (a Temporary Access Pass above all) cannot reach a message even if an event held it.
-ALLOWED_DATA = ("pickupUrl", "expiresAt", "revealedByName", "revealedAt", "usableOnce", "pickupExpiresAt")
+ALLOWED_DATA = (
+    "pickupUrl",
+    "expiresAt",
+    "revealedByName",
+    "revealedAt",
+    "usableOnce",
+    "pickupExpiresAt",
+    "passLapsed",  # expired: the pass ran out after it was revealed, before a passkey was registered
+)
 
 
 class Audience(StrEnum):

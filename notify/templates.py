@@ -123,11 +123,12 @@ def _completed(c: Context, a: Audience) -> Message:
 def _removed(c: Context, a: Audience) -> Message:
     expired = c.kind == EventKind.EXPIRED
     subject = f"MFA reset for {c.target} {'expired' if expired else 'closed'}"
-    first = (
-        f"The pickup for {c.target} expired before the pass was handed over."
-        if expired
-        else f"The MFA reset access for {c.target} was removed."
-    )
+    if expired and c.data.get("passLapsed"):
+        first = f"The Temporary Access Pass for {c.target} expired before a passkey was registered."
+    elif expired:
+        first = f"The pickup for {c.target} expired before the pass was handed over."
+    else:
+        first = f"The MFA reset access for {c.target} was removed."
     text = (first, c.detail or "Any unused Temporary Access Pass was deleted and the pickup closed.")
     if a is not C:
         text += ("If the user still needs help signing in, request a new MFA reset in My Access.",)

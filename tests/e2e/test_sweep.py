@@ -178,9 +178,10 @@ def test_a_used_one_time_pass_is_deleted_by_the_sweep(stack: Stack):
     assert assignment_state(stack, request_id) == "delivered"  # still waiting for the passkey
 
 
-def test_a_pass_that_expired_is_deleted_by_the_sweep(stack: Stack):
-    """Once Graph reports our pass Expired, the sweep deletes it and keeps waiting for the passkey."""
-    request_id, _ = reset_and_reveal(stack)
+def test_a_pass_that_expired_before_a_passkey_is_deleted_and_the_reset_closed(stack: Stack):
+    """Once Graph reports our pass Expired and no passkey came, the sweep deletes it and closes the reset: the user
+    cannot sign in any more, so the manager is told to request again and the onboarding access is removed."""
+    request_id, pickup_id = reset_and_reveal(stack)
     run_sweep(stack)
     assert TAP in methods_of(stack)  # still usable: left alone
     # The pass as if minted 9 hours ago (advancing the tenant clock instead would also expire the app's cached
@@ -190,7 +191,15 @@ def test_a_pass_that_expired_is_deleted_by_the_sweep(stack: Stack):
     httpx.post(f"{stack.tenant.url}/_control/users/{F.U['tom']}/methods", json=aged).raise_for_status()
     run_sweep(stack)
     assert TAP not in methods_of(stack)
-    assert "passDeleted" in trail(stack, request_id)
+    assert {"passDeleted", "passLapsed"} <= set(trail(stack, request_id))
+    container = stack.container()
+    assert stack.host.call(container.resets.get(request_id)).state == "expired"
+    assert stack.host.call(container.pickups.get(pickup_id)).state == "expired"
+    [expired] = events(stack, "expired")
+    assert expired.manager_id == F.U["megan"]
+    assert expired.data["passLapsed"] is True
+    assert "before a passkey was registered" in expired.detail
+    wait_until(lambda: not in_onboarding_group(stack), "the group membership removed")
 
 
 def test_throttling_during_the_sweep_loses_nothing(stack: Stack):

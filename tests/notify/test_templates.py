@@ -77,3 +77,12 @@ def test_a_failure_is_an_alert_card_for_the_channel():
 def test_every_event_kind_has_audiences():
     """No event kind the workflow raises is silently dropped."""
     assert set(AUDIENCES) == set(EventKind)
+
+
+def test_an_expiry_says_whether_the_pickup_or_the_revealed_pass_ran_out():
+    """expired: never picked up, or (passLapsed) the pass ran out before a passkey; both ask for a new request."""
+    unrevealed = to_text(render(Context.of(event(EventKind.EXPIRED), NAMES), Audience.MANAGER))
+    lapsed = to_text(render(Context.of(event(EventKind.EXPIRED, passLapsed=True), NAMES), Audience.MANAGER))
+    assert "expired before the pass was handed over" in unrevealed
+    assert "expired before a passkey was registered" in lapsed
+    assert all("request a new MFA reset" in text for text in (unrevealed, lapsed))
