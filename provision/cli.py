@@ -15,14 +15,19 @@ from graph.client import graph_client
 from graph.raw import GraphCaller
 
 from .config import ProvisionConfig, load
-from .diff import CREATE, OK, UPDATE, WARN, Change
+from .diff import CREATE, OK, REVOKE, UPDATE, WARN, Change
 from .engine import Provisioner
 from .errors import ProvisionError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(width=160)
 CONFIG = typer.Option(Path("provision.yaml"), "--config", "-c", help="the YAML describing the Entra side")
-STYLE = {CREATE: "green", UPDATE: "yellow", OK: "dim", WARN: "magenta"}
+STYLE = {CREATE: "green", UPDATE: "yellow", OK: "dim", WARN: "magenta", REVOKE: "red"}
+REVOKE_BROADER = typer.Option(
+    False,
+    "--revoke-broader",
+    help="also revoke the broader Graph app roles a manual setup granted (after the least-privilege ones exist)",
+)
 
 
 def credential(cfg: ProvisionConfig) -> DefaultAzureCredential:
@@ -34,10 +39,11 @@ def credential(cfg: ProvisionConfig) -> DefaultAzureCredential:
     )
 
 
-async def _run(cfg: ProvisionConfig, apply: bool) -> Provisioner:
+async def _run(cfg: ProvisionConfig, apply: bool, revoke_broader: bool = False) -> Provisioner:
     settings = Settings(GRAPH_BASE_URL=cfg.graph_base_url, TENANT_ID=cfg.tenant_id)
     async with credential(cfg) as operator:
-        provisioner = Provisioner(GraphCaller(graph_client(settings, operator)), cfg, apply=apply)
+        caller = GraphCaller(graph_client(settings, operator))
+        provisioner = Provisioner(caller, cfg, apply=apply, revoke_broader=revoke_broader)
         await provisioner.run()
         return provisioner
 
@@ -52,28 +58,28 @@ def _table(changes: list[Change], title: str) -> Table:
     return table
 
 
-def _execute(config: Path, apply: bool) -> Provisioner:
+def _execute(config: Path, apply: bool, revoke_broader: bool = False) -> Provisioner:
     try:
         cfg = load(config)
-        return asyncio.run(_run(cfg, apply))
+        return asyncio.run(_run(cfg, apply, revoke_broader))
     except ProvisionError as exc:
         console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(3) from None
 
 
 @app.command()
-def plan(config: Path = CONFIG) -> None:
+def plan(config: Path = CONFIG, revoke_broader: bool = REVOKE_BROADER) -> None:
     """Show what apply would create or change (reads only)."""
-    result = _execute(config, apply=False)
+    result = _execute(config, apply=False, revoke_broader=revoke_broader)
     console.print(_table(result.changes, "plan"))
     pending = sum(c.pending for c in result.changes)
     console.print(f"{pending} change(s) to apply." if pending else "Nothing to change.")
 
 
 @app.command()
-def apply(config: Path = CONFIG) -> None:
+def apply(config: Path = CONFIG, revoke_broader: bool = REVOKE_BROADER) -> None:
     """Create or update everything provision.yaml describes; a second run changes nothing."""
-    result = _execute(config, apply=True)
+    result = _execute(config, apply=True, revoke_broader=revoke_broader)
     console.print(_table(result.changes, "applied"))
     console.print(f"{sum(c.pending for c in result.changes)} change(s) applied.")
     for setting, key in (("MFA_RESET_PACKAGE_IDS", "mfaReset"), ("ONBOARDING_PACKAGE_IDS", "newHire")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-CREATE, UPDATE, OK, WARN = "create", "update", "ok", "warn"
+CREATE, UPDATE, OK, WARN, REVOKE = "create", "update", "ok", "warn", "revoke"
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Change:
 
     @property
     def pending(self) -> bool:
-        return self.action in (CREATE, UPDATE)
+        return self.action in (CREATE, UPDATE, REVOKE)
 
 
 def _norm(value: Any) -> Any:

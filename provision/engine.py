@@ -29,7 +29,7 @@ from graph.raw import GraphCaller, segment
 
 from . import desired
 from .config import Package, ProvisionConfig
-from .diff import CREATE, OK, UPDATE, WARN, Change, differences
+from .diff import CREATE, OK, REVOKE, UPDATE, WARN, Change, differences
 from .errors import MissingPermission, NotFoundInTenant
 from .permissions import (
     ASSIGNMENT_MANAGER_ROLE,
@@ -51,10 +51,13 @@ def literal(value: str) -> str:
 class Provisioner:
     """One run of plan (apply=False: reads only) or apply. `changes` is the plan, in the order applied."""
 
-    def __init__(self, caller: GraphCaller, cfg: ProvisionConfig, *, apply: bool):
+    def __init__(self, caller: GraphCaller, cfg: ProvisionConfig, *, apply: bool, revoke_broader: bool = False):
         self.graph = caller
         self.cfg = cfg
         self.apply = apply
+        # Revoke the broader app roles a manual setup granted, once the least-privilege set is in place.
+        self.revoke_broader = revoke_broader
+        self._broader: list[tuple[str, str]] = []  # (permission, appRoleAssignment id) found by app_roles
         self.changes: list[Change] = []
         self.ids: dict[str, str | None] = {}
 
@@ -114,6 +117,7 @@ class Provisioner:
         principal = await self.function_principal()
         await self.app_roles(principal)
         await self.catalog_role(principal, catalog_id)
+        await self.broader_roles(principal)
         return self.changes
 
     async def groups(self) -> None:
@@ -285,11 +289,11 @@ class Provisioner:
         by_value = {r["value"]: r["id"] for r in graph_sp.get("appRoles", [])}
         by_id = {v: k for k, v in by_value.items()}
         path = f"/servicePrincipals/{segment(principal)}/appRoleAssignments"
-        granted = {
-            by_id.get(a["appRoleId"])
-            for a in await self.items("service principal", path)
-            if a.get("resourceId") == graph_sp["id"]
-        }
+        assignments = [a for a in await self.items("service principal", path) if a.get("resourceId") == graph_sp["id"]]
+        granted = {by_id.get(a["appRoleId"]) for a in assignments}
+        self._broader = [
+            (by_id[a["appRoleId"]], a["id"]) for a in assignments if by_id.get(a["appRoleId"]) in BROADER_THAN_NEEDED
+        ]
         for value, why in wanted.items():
             if value in granted:
                 self.record("app role", value, OK)
@@ -301,9 +305,19 @@ class Provisioner:
             if self.apply:
                 body = {"principalId": principal, "resourceId": graph_sp["id"], "appRoleId": by_value[value]}
                 await self.call("app role", "POST", path, body=body)
-        for value in sorted(v for v in granted if v in BROADER_THAN_NEEDED):
-            # Never revoked automatically: the operator removes it once the least-privilege set works.
-            self.record("app role", value, WARN, [f"broader than needed: {BROADER_THAN_NEEDED[value]}"])
+
+    async def broader_roles(self, principal: str) -> None:
+        """Broader roles a manual setup granted: a warning, or with --revoke-broader a revocation, which runs last,
+        after the least-privilege roles and the catalog role that replace them exist."""
+        path = f"/servicePrincipals/{segment(principal)}/appRoleAssignments"
+        for value, assignment_id in sorted(self._broader):
+            why = f"broader than needed: {BROADER_THAN_NEEDED[value]}"
+            if not self.revoke_broader:
+                self.record("app role", value, WARN, [why, "revoke with --revoke-broader once the app works"])
+                continue
+            self.record("app role", value, REVOKE, [why])
+            if self.apply:
+                await self.call("app role", "DELETE", f"{path}/{segment(assignment_id)}")
 
     async def catalog_role(self, principal: str, catalog_id: str | None) -> None:
         name = "Access package assignment manager on the catalog"

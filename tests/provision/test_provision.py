@@ -222,3 +222,31 @@ def test_apply_prints_the_package_ids_the_app_settings_need(empty, tmp_path: Pat
     packages = {p["displayName"]: p["id"] for p in empty.state.extras["em"].packages.values()}
     assert f"MFA_RESET_PACKAGE_IDS={packages['MFA reset']}" in result.output
     assert f"ONBOARDING_PACKAGE_IDS={packages['New hire onboarding']}" in result.output
+
+
+def test_revoke_broader_removes_the_broad_roles_only_after_their_replacements_exist(tmp_path, monkeypatch):
+    """apply --revoke-broader: the per-method roles and the catalog role are granted, then the broad ones revoked."""
+    data = F.build()
+    func = next(a for a in data["applications"] if a["appId"] == F.APP["func"][0])
+    func["graphRoles"] = ["User.Read.All", "UserAuthenticationMethod.ReadWrite.All"]
+    func["graphRoles"].append("EntitlementManagement.ReadWrite.All")
+    data["entitlementManagement"]["roleAssignments"] = []  # a manual setup: tenant-wide permissions, no catalog role
+    data["applications"].append(empty_tenant(OPERATOR_ROLES)["applications"][1])
+    tenant = start(tmp_path, monkeypatch, data)
+    try:
+        config = str(write_config(tmp_path, tenant))
+        kept = run("apply", "--config", config)
+        assert "broader than needed" in kept.output
+        assert "EntitlementManagement.ReadWrite.All" in tenant.state.applications[F.APP["func"][0]]["graphRoles"]
+
+        revoked = run("apply", "--config", config, "--revoke-broader")
+        assert revoked.exit_code == 0, revoked.output
+        roles = set(tenant.state.applications[F.APP["func"][0]]["graphRoles"])
+        assert not roles & {"UserAuthenticationMethod.ReadWrite.All", "EntitlementManagement.ReadWrite.All"}
+        assert "UserAuthMethod-TAP.ReadWrite.All" in roles
+        path = "/roleManagement/entitlementManagement/roleAssignments"
+        held = graph(tenant, "GET", path)["value"]
+        assert any(a["principalId"] == F.APP["func"][1] for a in held)
+        assert "Nothing to change." in run("plan", "--config", config).output
+    finally:
+        tenant.__exit__(None, None, None)
