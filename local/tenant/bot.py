@@ -5,7 +5,8 @@ Documentation followed:
 - Bot Connector REST v3: https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference
   Create Conversation POST /v3/conversations (ConversationParameters {bot, isGroup, members, tenantId,
   channelData, activity?}) → ConversationResourceResponse {id, activityId?, serviceUrl?}; Send to Conversation
-  POST /v3/conversations/{conversationId}/activities (Activity) → ResourceResponse {id}; ErrorResponse
+  POST /v3/conversations/{conversationId}/activities (Activity) → ResourceResponse {id}; Reply to Activity
+  POST /v3/conversations/{conversationId}/activities/{activityId} (the same, replyToId = activityId); ErrorResponse
   {"error": {"code", "message"}}. Auth: https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-authentication
   (bearer token for https://api.botframework.com issued to the bot's app id; a managed-identity bot uses its MI).
 - Teams proactive 1:1 messages: https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/send-proactive-messages
@@ -223,6 +224,7 @@ def _deliver(state: TenantState, conversation: str, user_id: str, activity: dict
             "text": activity.get("text"),
             "textFormat": activity.get("textFormat"),
             "summary": activity.get("summary"),
+            "replyToId": activity.get("replyToId"),
             "attachments": activity.get("attachments") or [],
             "time": state.now().isoformat(),
         }
@@ -232,7 +234,8 @@ def _deliver(state: TenantState, conversation: str, user_id: str, activity: dict
 
 @bot_route
 async def send_activity(request: web.Request) -> web.Response:
-    """POST /botframework/v3/conversations/{conversationId}/activities (Send to Conversation)."""
+    """POST /botframework/v3/conversations/{conversationId}/activities (Send to Conversation), and
+    .../activities/{activityId} (Reply to Activity: https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-send-and-receive-messages)."""
     _bot_caller(request)
     state: TenantState = request.app[STATE]
     conversation = request.match_info["conversation"]
@@ -240,6 +243,8 @@ async def send_activity(request: web.Request) -> web.Response:
     if user_id is None:
         raise BotError(404, "ConversationNotFound", "Conversation not found.")
     activity = await _json_object(request)
+    if "activity" in request.match_info:
+        activity.setdefault("replyToId", request.match_info["activity"])
     if _bot(state).get("teamsAppId") not in _installed(state, user_id):
         # The user removed the app after the conversation was created: the bot left the roster.
         raise BotError(403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
@@ -372,6 +377,7 @@ def setup(app: web.Application) -> None:
     r = app.router
     r.add_post("/botframework/v3/conversations", create_conversation)
     r.add_post("/botframework/v3/conversations/{conversation}/activities", send_activity)
+    r.add_post("/botframework/v3/conversations/{conversation}/activities/{activity}", send_activity)
     for version in ("/v1.0", "/beta"):
         base = f"{version}/users/{{id}}/teamwork/installedApps"
         r.add_get(base, list_installed)

@@ -22,6 +22,7 @@ from . import (
     acs,
     auth,
     bot,
+    bot_channel,
     control,
     em,
     graph_apps,
@@ -40,6 +41,7 @@ from .state import TenantState
 
 ROUTE_MODULES = (auth, control, throttle, graph_directory, graph_methods, graph_batch, em, acs, bot)
 ROUTE_MODULES += (webhook,)  # the Teams Workflows webhook sink
+ROUTE_MODULES += (bot_channel,)  # the Bot Connector's keys and activities delivered to a bot's messaging endpoint
 ROUTE_MODULES += (graph_governance, graph_packages, graph_policies, graph_apps)  # operator setup (provision/)
 
 
@@ -141,6 +143,7 @@ class TenantServer(ThreadedServer):
             "GRAPH_BASE_URL": self.graph_url,
             "AUTHORITY_HOST": self.url,
             "TENANT_ID": self.state.tenant_id,
+            "TEAMS_BOT_OPENID_METADATA_URL": self.url + bot_channel.METADATA_PATH,
         }
 
     def ssl_context(self) -> ssl.SSLContext:
