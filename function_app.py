@@ -2,6 +2,7 @@
 
 import azure.functions as func
 
+from extensions.bot_messages import bp as bot_messages_bp
 from extensions.callout import bp as callout_bp
 from extensions.health import bp as health_bp
 from extensions.pickup_page import bp as pickup_bp
@@ -16,3 +17,4 @@ app.register_functions(worker_bp)
 app.register_functions(pickup_bp)
 app.register_functions(phones_bp)
 app.register_functions(sweep_bp)
+app.register_functions(bot_messages_bp)

@@ -12,13 +12,15 @@ from graph.entitlement import Entitlement
 from graph.methods import Methods
 from graph.raw import GraphCaller
 from notify import Notifier
-from notify.factory import build_notifier
+from notify.factory import build_notifier, teams_transport
+from notify.teams import TeamsBot
 from store.callouts import CalloutStore
 from store.clients import queue_client, table_service
 from store.pickups import PickupStore
 from store.records import ResetStore
 from store.tables import Tables
 
+from .bot_token import ChannelKeys, ChannelVerifier
 from .caller_token import CallerVerifier, SigningKeys
 from .settings import Settings, get_settings
 from .telemetry import configure
@@ -37,6 +39,8 @@ class Container:
     graph: GraphCaller
     notifier: Notifier
     workflow: Workflow
+    channel_verifier: ChannelVerifier  # the Bot Connector's tokens on /api/messages
+    bot: TeamsBot | None  # the notifier's Teams transport, which answers users who write to the bot
 
     @classmethod
     def from_settings(cls, settings: Settings, notifier: Notifier | None = None) -> Container:
@@ -54,7 +58,21 @@ class Container:
         # The real transports when settings enable them; a RecordingNotifier otherwise (and for pure units).
         notifier = notifier or build_notifier(settings, graph, resets)
         workflow = Workflow(settings, Directory(graph), Methods(graph), Entitlement(graph), resets, pickups, notifier)
-        return cls(settings, callouts, verifier, http, tables, resets, pickups, graph, notifier, workflow)
+        channel_verifier = ChannelVerifier(settings, ChannelKeys(settings.teams_bot_openid_metadata_url, http))
+        return cls(
+            settings,
+            callouts,
+            verifier,
+            http,
+            tables,
+            resets,
+            pickups,
+            graph,
+            notifier,
+            workflow,
+            channel_verifier,
+            teams_transport(notifier),
+        )
 
     async def close(self) -> None:
         close_notifier = getattr(self.notifier, "close", None)

@@ -11,3 +11,7 @@ class CallerRejected(ExtensionError):
 
 class SigningKeysUnavailable(ExtensionError):
     """The tenant's OIDC metadata or JWKS could not be read (→ 503, EM retries)."""
+
+
+class ChannelRejected(ExtensionError):
+    """A request to the bot's messaging endpoint failed Bot Connector authentication (→ 401, nothing sent)."""

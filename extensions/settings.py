@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     teams_bot_app_id: str = Field("", alias="TEAMS_BOT_APP_ID", description="bot app id (identity client id)")
     teams_bot_service_url: str = Field("https://smba.trafficmanager.net/teams/", alias="TEAMS_BOT_SERVICE_URL")
     teams_app_catalog_id: str = Field("", alias="TEAMS_APP_CATALOG_ID", description="the app's id in the org catalog")
+    # Where the Bot Connector publishes the keys that sign the activities it POSTs to /api/messages:
+    # https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-authentication
+    teams_bot_openid_metadata_url: str = Field(
+        "https://login.botframework.com/v1/.well-known/openidconfiguration", alias="TEAMS_BOT_OPENID_METADATA_URL"
+    )
     teams_channel_webhook_url: SecretStr = Field(
         SecretStr(""), alias="TEAMS_CHANNEL_WEBHOOK_URL", description="Workflows webhook (its sig is a credential)"
     )

@@ -88,3 +88,8 @@ def build_notifier(settings: Settings, graph: GraphCaller, auditor: Auditor | No
         settings.notify_max_attempts, settings.notify_retry_base_seconds, settings.notify_budget_seconds
     )
     return DeliveringNotifier(Recipients(Directory(graph)), enabled, auditor, policy)
+
+
+def teams_transport(notifier: Notifier) -> TeamsBot | None:
+    """The notifier's Teams bot, which also answers users who write to it; None when Teams is off."""
+    return next((t for t in getattr(notifier, "transports", ()) if isinstance(t, TeamsBot)), None)

@@ -7,12 +7,20 @@ Bot Connector REST https://learn.microsoft.com/azure/bot-service/rest-api/bot-fr
 (POST /v3/conversations, POST /v3/conversations/{id}/activities); authentication with a token for
 https://api.botframework.com issued to the bot's app id (for a user-assigned managed identity bot, the identity:
 https://learn.microsoft.com/azure/bot-service/provision-and-publish-a-bot).
+
+Replies to a user who wrote to the bot follow https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-send-and-receive-messages
+(conversation = the message's conversation, from = its recipient, recipient = its from, replyToId = its id; POST
+{serviceUrl}/v3/conversations/{conversationId}/activities/{activityId}). The serviceUrl comes from the incoming
+activity, so the bot's token goes only to the scheme, host and port of TEAMS_BOT_SERVICE_URL ("do NOT include it in
+HTTP requests that you send to other services", bot-framework-rest-connector-authentication).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -48,6 +56,7 @@ class TeamsBot:
         self._credential = credential
         self._app_id = app_id
         self._base = service_url.rstrip("/") + "/v3/conversations"
+        self._origin = _origin(service_url)
         self._tenant_id = tenant_id
         self._apps = apps
         self._teams_app_id = teams_app_id
@@ -129,6 +138,36 @@ class TeamsBot:
         if response.status_code not in (200, 201):
             await self._refused(response, recipient.user_id)
 
+    def trusts(self, service_url: str) -> bool:
+        """Whether the bot may send its token to this serviceUrl: the configured Bot Connector's origin only."""
+        return self._origin is not None and _origin(service_url) == self._origin
+
+    async def reply(self, activity: Mapping[str, Any], text: str) -> None:
+        """Answer a message a user wrote to the bot, once, with plain text, in the conversation it came from."""
+        service_url = str(activity.get("serviceUrl") or "")
+        if not self.trusts(service_url):
+            raise NotDeliverable("the activity's serviceUrl is not the configured Bot Connector")
+        conversation = dict(activity["conversation"])
+        url = f"{service_url.rstrip('/')}/v3/conversations/{quote(str(conversation['id']), safe='')}/activities"
+        reply: dict[str, Any] = {
+            "type": "message",
+            "from": activity.get("recipient") or {"id": f"28:{self._app_id}"},
+            "recipient": activity["from"],
+            "conversation": conversation,
+            "text": text,
+            "textFormat": "plain",
+        }
+        if activity.get("locale"):
+            reply["locale"] = activity["locale"]
+        if activity.get("id"):
+            reply["replyToId"] = activity["id"]
+            url += f"/{quote(str(activity['id']), safe='')}"
+        response = await self._post(url, reply)
+        if response.status_code not in (200, 201):
+            raise from_status(
+                response.status_code, "Bot Connector", retry_after_seconds(response.headers.get("Retry-After"))
+            )
+
     async def close(self) -> None:
         await self._http.aclose()
         await self._credential.close()
@@ -139,3 +178,14 @@ def _error_code(response: httpx.Response) -> str:
         return str((response.json().get("error") or {}).get("code", ""))
     except (ValueError, AttributeError):
         return ""
+
+
+def _origin(url: str) -> tuple[str, str] | None:
+    """(scheme, host[:port]) of a URL, lower-cased; None when it is not an absolute http(s) URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.username or parts.password:
+        return None
+    return parts.scheme.lower(), parts.netloc.lower()

@@ -157,3 +157,12 @@ _TEMPLATES = {
 def render(context: Context, audience: Audience) -> Message:
     """The message for one audience of one event."""
     return _TEMPLATES[EventKind(context.kind)](context, audience)
+
+
+# The bot's one answer when someone writes to it in Teams (extensions/bot_messages.py): it cannot converse.
+MY_ACCESS_URL = "https://myaccess.microsoft.com"
+BOT_REPLY = (
+    "I only send notifications about MFA resets. I never send a Temporary Access Pass, here or anywhere else, "
+    "and nobody should ask you for one in a chat. To request an MFA reset, ask for the MFA reset access package "
+    f"in My Access: {MY_ACCESS_URL}"
+)

@@ -99,6 +99,8 @@ var appSettings = [
   { name: 'TEAMS_BOT_APP_ID', value: identityClientId }
   { name: 'TEAMS_BOT_SERVICE_URL', value: 'https://smba.trafficmanager.net/teams/' }
   { name: 'TEAMS_APP_CATALOG_ID', value: teamsAppCatalogId }
+  // Where the Bot Connector publishes the keys that sign the activities Teams posts to /api/messages.
+  { name: 'TEAMS_BOT_OPENID_METADATA_URL', value: 'https://login.botframework.com/v1/.well-known/openidconfiguration' }
   // A Key Vault reference: the webhook URL's signature is a credential and never sits in an app setting.
   { name: 'TEAMS_CHANNEL_WEBHOOK_URL', value: empty(webhookSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})' }
   { name: 'NOTIFY_MAX_ATTEMPTS', value: '4' }
