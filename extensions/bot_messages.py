@@ -8,7 +8,8 @@ The bot only sends notifications; it does not converse. So:
   to receive unexpected events" and the SDK answers 200 to the ones it does not handle:
   https://learn.microsoft.com/microsoftteams/platform/bots/how-to/conversations/subscribe-to-conversation-events
 
-The Bot Connector's bearer token is verified first (extensions/bot_token.py): anything unverified is 401 and changes
+The Bot Connector's bearer token is verified first (extensions/bot_token.py): a request whose token fails any check
+is answered 403 Forbidden, as "Authentication with the Bot Connector API" tells bots to reject it, and changes
 nothing; a malformed activity is 400. The activity schema (type, id, serviceUrl, channelId, from, recipient,
 conversation, channelData) is https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-rest-connector-api-reference#activity-object.
 Neither the token nor what the user wrote is ever logged.
@@ -86,7 +87,7 @@ async def messages(req: func.HttpRequest) -> func.HttpResponse:
         token = await verifier.verify(req.headers.get("Authorization"))
     except ChannelRejected as exc:
         log.warning("bot activity refused: %s", exc)
-        return error_response(401, "unauthorized", str(exc))
+        return error_response(403, "forbidden", str(exc))
     except SigningKeysUnavailable as exc:
         log.error("bot activity not verified: %s", exc)
         return error_response(503, "signingKeysUnavailable", "the Bot Connector's signing keys cannot be read; retry")
@@ -103,7 +104,7 @@ async def messages(req: func.HttpRequest) -> func.HttpResponse:
         ChannelVerifier.check_activity(token, activity.service_url, activity.channel_id)
     except ChannelRejected as exc:
         log.warning("bot activity refused: %s", exc)
-        return error_response(401, "unauthorized", str(exc))
+        return error_response(403, "forbidden", str(exc))
     if activity.type == "message":
         if activity.sender is None or activity.conversation is None:
             return error_response(400, "invalidActivity", "a message needs from.id and conversation.id")

@@ -144,7 +144,7 @@ def test_neither_the_token_nor_what_the_user_wrote_is_logged(bot: Stack, caplog:
     token = channel_token(bot.tenant.state, service_url(bot.tenant))
     assert post(bot, message(bot, text), f"Bearer {token}").status_code == 200
     forged = channel_token(bot.tenant.state, service_url(bot.tenant), aud="someone-else")
-    assert post(bot, message(bot, text), f"Bearer {forged}").status_code == 401
+    assert post(bot, message(bot, text), f"Bearer {forged}").status_code == 403
     assert len(replies(bot)) == 1
     logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
     assert "bot message from" in logged  # the endpoint did log what happened
@@ -225,19 +225,19 @@ FORGERIES = [
 
 
 @pytest.mark.parametrize("case", FORGERIES)
-def test_a_request_without_the_bot_connectors_token_for_this_activity_is_401_and_unanswered(bot: Stack, case: str):
+def test_a_request_without_the_bot_connectors_token_for_this_activity_is_403_and_unanswered(bot: Stack, case: str):
     """Missing, forged, expired, misaddressed or mis-signed tokens are refused and nothing is sent."""
     answer = post(bot, message(bot, "hello"), forged_authorization(bot.tenant, case))
-    assert answer.status_code == 401, answer.text
-    assert answer.json()["error"]["code"] == "unauthorized"
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"]["code"] == "forbidden"
     assert replies(bot) == []
 
 
-def test_a_channel_the_signing_key_does_not_endorse_is_401(bot: Stack):
+def test_a_channel_the_signing_key_does_not_endorse_is_403(bot: Stack):
     """A genuine token on an activity claiming a channel its key may not sign for is refused."""
     token = channel_token(bot.tenant.state, service_url(bot.tenant))
     answer = post(bot, message(bot, channelId="slack"), f"Bearer {token}")
-    assert answer.status_code == 401, answer.text
+    assert answer.status_code == 403, answer.text
     assert "endorsed" in answer.json()["error"]["message"]
     assert replies(bot) == []
 
