@@ -12,8 +12,8 @@ Follows https://learn.microsoft.com/azure/bot-service/rest-api/bot-framework-res
   `https://api.botframework.com`, its audience is the bot's app id (our managed identity's client id,
   TEAMS_BOT_APP_ID), it has not expired (5 minutes of clock skew), it is signed with RS256 by a listed key, and
   its service URL claim equals the `serviceUrl` at the root of the activity.
-The page answers a failed check with 403; we answer 401 like the Bot Framework SDK's own endpoint (botbuilder-python
-`CloudAdapter.process` turns every authentication failure into HTTPUnauthorized). Either way nothing is done.
+The page answers a failed check with 403, and so do we (extensions/bot_messages.py), although the Bot Framework
+SDK's own endpoint answers 401 (botbuilder-python `CloudAdapter.process`). Either way nothing is done.
 The page writes the claim "serviceUrl"; the SDKs read "serviceurl" (`AuthenticationConstants.SERVICE_URL_CLAIM`):
 we accept either spelling. The token is never logged or kept.
 """
