@@ -20,7 +20,7 @@ from graph.errors import GraphCallError, IncompleteDeletion
 from graph.methods import ALL_DELETABLE, DeletionReport, Methods
 from notify import Event, EventKind, Notifier
 from store.pickups import PickupStore
-from store.records import Reset, ResetStore
+from store.records import OPEN, Reset, ResetStore
 
 from . import onboarding
 from .guardrails import Guardrails, Verdict
@@ -35,6 +35,9 @@ APPROVED = "assignmentRequestApproved"
 GRANTED = "assignmentRequestGranted"
 REMOVED = "assignmentRequestRemoved"
 STAGES = (CREATED, APPROVED, GRANTED, REMOVED)
+# Request states (accessPackageAssignmentRequest.state) after which EM calls no further stage; "gone": a 404.
+ENDED_BEFORE_GRANT = {"denied", "canceled", "deliveryfailed", "gone"}
+CLOSED = "closed"
 # The request states in which each stage can legitimately be running.
 EXPECTED_STATES = {
     CREATED: {"submitted", "pendingapproval"},
@@ -147,6 +150,7 @@ class Workflow:
     # --- playbooks ------------------------------------------------------------------------------------
     async def _created(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
         if not await self.resets.step_done(item.request_id, item.step("decided")):
+            await self._close_ended(request.target_id or "", request.id)
             verdict = await self._onboarding_verdict(
                 request, await self.guardrails.check(request, onboarding=self._is_onboarding(request))
             )
@@ -185,6 +189,26 @@ class Workflow:
             await self._resume_once(item, f"Denied: {reason}", wait, denied=True)
         kind = EventKind.REQUESTED if allowed else EventKind.DENIED
         await self._notify_once(item, kind, request, reason, manager_id=decision.get("ManagerId") or None)
+
+    async def _close_ended(self, target_id: str, request_id: str) -> None:
+        """Close the user's open resets whose requests ended in EM before access was granted (an approver denied,
+        the requester canceled, delivery failed, or the request is gone): EM sends no further callout for them, so
+        without this they would hold the user's one open reset for ever."""
+        others = [
+            r for r in await self.resets.for_target(target_id) if r.get("State") == OPEN and r["RowKey"] != request_id
+        ]
+        for row in others:
+            other = await self.resets.get(row["RowKey"])
+            if other is None or other.state != OPEN or other.pickup_id:
+                continue  # a granted reset has a pickup: the sweep and the removed stage close it
+            found = await self.entitlement.request(other.request_id)
+            state = found.state.lower() if found is not None else "gone"
+            if state not in ENDED_BEFORE_GRANT:
+                continue
+            other.state = CLOSED
+            other.detail = f"The request ended in Entitlement Management ({state}) before access was granted."
+            await self.resets.save(other)
+            await self.resets.audit(other.request_id, "closed", actor="worker", detail=other.detail)
 
     async def _approved(self, item: WorkItem, request: AssignmentRequest, wait: bool) -> None:
         await self._resume_once(item, "Approval noted; the reset runs when access is granted.", wait)

@@ -79,6 +79,10 @@ class EMControl:
         response = self.http.post(f"/_control/em/requests/{request_id}/approve", json={"approverId": approver})
         assert response.status_code in (200, 204), response.text
 
+    def deny(self, request_id: str, approver: str) -> None:
+        response = self.http.post(f"/_control/em/requests/{request_id}/deny", json={"approverId": approver})
+        assert response.status_code in (200, 204), response.text
+
     def callouts(self, request_id: str, stage: str) -> list[dict[str, Any]]:
         return [c for c in self.state(request_id)["callouts"] if c.get("stage") == stage]
 

@@ -55,6 +55,21 @@ def test_two_requests_for_one_user_at_the_same_moment_open_one_reset(stack: Stac
     assert any("still open" in d for d in details), details
 
 
+def test_a_request_denied_by_an_approver_does_not_block_the_next_one(stack: Stack):
+    """EM calls no further stage after a denial; the next request for the user closes the ended reset and passes."""
+    first = stack.em.submit(F.U["megan"], F.U["tom"])
+    stack.em.wait_stage_status(first, "assignmentRequestCreated", {"callbackReceived"})
+    wait_until(lambda: stack.em.state(first)["request"]["state"] == "pendingApproval", "pending approval")
+    stack.em.deny(first, F.U["megan"])
+    wait_until(lambda: stack.em.state(first)["request"]["state"] == "denied", "the approver's denial")
+    second = stack.em.submit(F.U["megan"], F.U["tom"])
+    created = stack.em.wait_stage_status(second, "assignmentRequestCreated", {"callbackReceived"})
+    assert "waiting for approval" in (created["detail"] or ""), created["detail"]
+    ended = stack.host.call(stack.container().resets.get(first))
+    assert ended.state == "closed"
+    assert "denied" in ended.detail
+
+
 def _graph_token(stack: Stack) -> str:
     from local.tenant.auth import app_token
 
