@@ -33,6 +33,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 COMPLETED = "completed"
 EXPIRED = "expired"
+LAPSED = "sweep:lapsed"  # the revealed pass ran out before a passkey: the reset is being closed
 REMOVABLE = {"delivered", "partiallydelivered"}  # assignment states EM can still remove
 # Graph's createdDateTime may come in whole seconds and from another clock than ours: a passkey created this
 # little before the pickup opened still counts (the reset had just deleted the user's methods at that point).
@@ -127,11 +128,16 @@ class Sweep:
             if self.clock() < pickup.expires_at:
                 return "waiting"
             return await self._expire(pickup, reset)
+        seen, lapsed = await asyncio.gather(
+            self.resets.step_done(reset.request_id, "sweep:passkey"),
+            self.resets.step_done(reset.request_id, LAPSED),
+        )
+        if lapsed is not None and seen is None:
+            return await self._expire(pickup, reset, lapsed=True)  # an earlier run stopped halfway through
         if reset.state not in (OPEN, COMPLETED):
             # Removed or failed elsewhere (the removed stage already deleted any pass): leave the working set.
             await self.pickups.transition(pickup, "closed")
             return "closed"
-        seen = await self.resets.step_done(reset.request_id, "sweep:passkey")
         credentials: list[Credential] | None = None
         if seen is None:
             credentials = await self.passkeys.credentials(reset.target_id)
@@ -235,6 +241,13 @@ class Sweep:
             return "waiting"
         trail = await self.resets.audit_trail(reset.request_id)
         ours = {_data(row).get("methodId") for row in trail if row.get("Event") == "revealed"}
+        # Our pass ran out (its lifetime, not a one-time use: a user who just signed in with a one-time pass may
+        # still be registering) and no other pass can sign the user in: the reset cannot finish any more. Noted
+        # before anything changes, so a run that stops halfway is finished by the next (visit reads the note).
+        lapsed = any(c.id in ours and c.usability.lower() == "expired" for c in spent)
+        usable = any(c.kind == "temporaryAccessPass" and not c.spent and c.usable for c in credentials)
+        if lapsed and not usable:
+            await self.resets.mark_step(reset.request_id, LAPSED)
         deleted = 0
         for credential in (c for c in spent if c.id in ours):
             if await self.passkeys.delete_pass(reset.target_id, credential.id):
@@ -242,10 +255,6 @@ class Sweep:
                 await self.resets.audit(
                     reset.request_id, "passDeleted", actor="sweep", detail=credential.usability, methodId=credential.id
                 )
-        # Our pass ran out (its lifetime, not a one-time use: a user who just signed in with a one-time pass may
-        # still be registering) and no other pass can sign the user in: the reset cannot finish any more.
-        lapsed = any(c.id in ours and c.usability.lower() == "expired" for c in spent)
-        usable = any(c.kind == "temporaryAccessPass" and not c.spent and c.usable for c in credentials)
         if lapsed and not usable:
             return await self._expire(pickup, reset, lapsed=True)
         return "passDeleted" if deleted else "waiting"

@@ -220,3 +220,26 @@ def test_throttling_during_the_sweep_loses_nothing(stack: Stack):
     assert len(removals(stack)) == 1
     assert len(events(stack, "completed")) == 1
     assert trail(stack, request_id).count("completed") == 1
+
+
+def test_a_lapse_interrupted_by_throttling_is_finished_by_the_next_run(stack: Stack):
+    """The run that finds the pass expired stops at EM's throttled removal; the next one still removes the access,
+    audits and tells the manager, once."""
+    request_id, pickup_id = reset_and_reveal(stack)
+    [issued] = [m for m in stack.tenant.state.users[F.U["tom"]]["methods"] if m["@odata.type"] == TAP]
+    aged = {**issued, "startDateTime": (datetime.now(UTC) - timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    httpx.post(f"{stack.tenant.url}/_control/users/{F.U['tom']}/methods", json=aged).raise_for_status()
+    fault = {"pattern": f"{REQUESTS}$", "method": "POST", "status": 429, "remaining": 4, "retryAfter": 0}
+    httpx.put(f"{stack.tenant.url}/_control/faults", json=[fault]).raise_for_status()
+
+    report = stack.host.call(sweep_for(stack.container()).run())
+    assert report.stopped == "throttled"
+    assert TAP not in methods_of(stack)
+    assert removals(stack) == []
+
+    run_sweep(stack)
+    wait_until(lambda: not in_onboarding_group(stack), "the group membership removed")
+    assert len(removals(stack)) == 1
+    assert len(events(stack, "expired")) == 1
+    assert trail(stack, request_id).count("passLapsed") == 1
+    assert stack.host.call(stack.container().pickups.get(pickup_id)).state == "expired"
