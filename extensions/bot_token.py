@@ -68,7 +68,7 @@ class ChannelKeys:
         self._metadata_url = metadata_url
         self._http = http
         self._keys: dict[str, ChannelKey] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")  # never: monotonic time may start near 0 on a fresh instance
         self._lock = asyncio.Lock()
 
     async def _refresh(self) -> None:

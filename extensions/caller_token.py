@@ -49,7 +49,7 @@ class SigningKeys:
         )
         self._http = http
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")  # never: monotonic time may start near 0 on a fresh instance
         self._lock = asyncio.Lock()
 
     async def _refresh(self) -> None:
