@@ -18,12 +18,24 @@ OPEN = "open"
 RESET_ROW = "reset"
 # RowKey of the row in `targets` that names the target's one open reset (request ids are GUIDs, never this).
 OPEN_SLOT = "~open"
-# A slot whose reset never got recorded (the worker died in between) is taken over after this long.
-STALE_SLOT = timedelta(minutes=10)
+# A slot whose reset never got recorded (the worker died in between) is taken over after this long: well past the
+# longest a worker may hold a message (host.json functionTimeout, 10 min), so its redelivery comes first.
+STALE_SLOT = timedelta(minutes=30)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _replace_if_unchanged(table: Any, entity: dict[str, Any], read: Any) -> bool:
+    """Replace `entity` only if the row is still as `read` left it (its ETag); False when someone changed it."""
+    try:
+        await table.update_entity(
+            entity, mode=UpdateMode.REPLACE, etag=read.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+    return True
 
 
 @dataclass
@@ -132,18 +144,15 @@ class ResetStore:
         except ResourceNotFoundError:
             return False  # released this instant by the other reset: the caller's guardrails ran before that
         if held["RequestId"] == request_id:
-            return True  # a redelivery of the same decision
+            # A redelivery of the same decision: renew the slot, conditionally, so a takeover that judged it stale
+            # at the same moment cannot also succeed (one of the two updates loses on the ETag).
+            return await _replace_if_unchanged(targets, slot, held)
         holder = await self.get(held["RequestId"])
         stale = holder is None and held["TakenAt"] < _now() - STALE_SLOT
         if not stale and (holder is None or holder.state == OPEN):
             return False
-        try:  # the holder is closed (or never got recorded): take the slot over, unless someone else just did
-            await targets.update_entity(
-                slot, mode=UpdateMode.REPLACE, etag=held.metadata["etag"], match_condition=MatchConditions.IfNotModified
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+        # The holder is closed (or never got recorded): take the slot over, unless someone else just did.
+        return await _replace_if_unchanged(targets, slot, held)
 
     async def _release_slot(self, target_id: str, request_id: str) -> None:
         targets = await self._tables.get("targets")

@@ -61,5 +61,16 @@ async def test_a_slot_whose_reset_was_never_recorded_is_taken_over_once_stale(re
     orphan = {"PartitionKey": TARGET, "RowKey": OPEN_SLOT, "RequestId": str(uuid.uuid4()), "TakenAt": taken}
     await targets.create_entity(orphan)
     assert await resets.create(reset_for()) is None  # maybe still being recorded: wait
-    await targets.upsert_entity({**orphan, "TakenAt": taken - timedelta(minutes=11)})
+    await targets.upsert_entity({**orphan, "TakenAt": taken - timedelta(minutes=31)})
     assert await resets.create(reset_for()) is not None
+
+
+async def test_a_redelivered_decision_and_a_stale_takeover_cannot_both_win(resets: ResetStore):
+    """A worker's decision comes back just as another request finds the slot stale: exactly one of them opens."""
+    targets = await resets._tables.get("targets")
+    mine = reset_for()
+    old = datetime.now(UTC) - timedelta(minutes=31)
+    slot = {"PartitionKey": TARGET, "RowKey": OPEN_SLOT, "RequestId": mine.request_id, "TakenAt": old}
+    await targets.create_entity(slot)
+    opened = await asyncio.gather(resets.create(mine), resets.create(reset_for()))
+    assert sum(1 for r in opened if r is not None) == 1
