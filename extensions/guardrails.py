@@ -27,6 +27,17 @@ class Verdict:
         return cls(False, reason, target_name)
 
 
+NEW_HIRE_MANAGER_GRACE = timedelta(hours=24)
+
+
+def _when(audit: dict) -> datetime | None:
+    """A directory audit's activityDateTime."""
+    try:
+        return datetime.fromisoformat(str(audit.get("activityDateTime") or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 class Guardrails:
     def __init__(self, settings: Settings, directory: Directory, resets: ResetStore):
         self._settings = settings
@@ -68,11 +79,13 @@ class Guardrails:
             who = "the target's manager or the target" if s.allow_self_request else "the target's manager"
             return Verdict.deny(f"Only {who} may request an MFA reset for {name}.", name)
         since = datetime.now(UTC) - timedelta(days=s.manager_change_cooldown_days)
-        # A new hire's manager was set when the account was made: the cooldown applies only to older accounts, so
-        # re-pointing an existing user's manager still cannot fetch that user a pass.
-        new_hire = onboarding and target.created is not None and target.created >= since
-        cooldown = s.manager_change_cooldown_days and is_manager and not new_hire
-        if cooldown and await self._directory.manager_changes(target.id, since):
+        changes = await self._directory.manager_changes(target.id, since) if s.manager_change_cooldown_days else []
+        if onboarding and target.created is not None:
+            # A new hire's manager is set as the account is made (HR provisioning): changes in its first day are
+            # that, not a re-pointing. Any later change still counts, so it cannot fetch a new hire a pass either.
+            settled = target.created + NEW_HIRE_MANAGER_GRACE
+            changes = [c for c in changes if _when(c) is None or _when(c) > settled]
+        if is_manager and changes:
             return Verdict.deny(
                 f"{name}'s manager changed in the last {s.manager_change_cooldown_days} days; "
                 "an administrator must confirm the change first.",

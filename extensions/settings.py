@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     # Onboarding and the completion sweep (issue 7).
     onboarding_package_ids: list[str] = Field(default_factory=list, alias="ONBOARDING_PACKAGE_IDS")
     onboarding_deny_when_registered: bool = Field(True, alias="ONBOARDING_DENY_WHEN_REGISTERED")
+    onboarding_ignore_phones: bool = Field(False, alias="ONBOARDING_IGNORE_PHONES")
     sweep_schedule: str = Field(DEFAULT_SWEEP_SCHEDULE, alias="SWEEP_SCHEDULE")
     sweep_max_pickups: int = Field(50, ge=1, le=5000, alias="SWEEP_MAX_PICKUPS_PER_RUN")
     sweep_time_budget_seconds: float = Field(120, ge=5, le=540, alias="SWEEP_TIME_BUDGET_SECONDS")

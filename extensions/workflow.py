@@ -123,7 +123,8 @@ class Workflow:
         """Onboarding is for users without MFA: one who already has strong methods is denied (configurable)."""
         if not (verdict.allowed and self._is_onboarding(request) and self.settings.onboarding_deny_when_registered):
             return verdict
-        strong = onboarding.strong_methods(await self.methods.list(request.target_id or ""))
+        methods = await self.methods.list(request.target_id or "")
+        strong = onboarding.strong_methods(methods, ignore_phones=self.settings.onboarding_ignore_phones)
         if strong:
             name = verdict.target_name or request.target_name or "The user"
             return Verdict.deny(onboarding.denial(name, strong), verdict.target_name)

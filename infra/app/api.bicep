@@ -63,6 +63,7 @@ var appSettings = [
   { name: 'MFA_RESET_PACKAGE_IDS', value: mfaResetPackageIds }
   { name: 'ONBOARDING_PACKAGE_IDS', value: onboardingPackageIds }
   { name: 'ONBOARDING_DENY_WHEN_REGISTERED', value: 'true' }
+  { name: 'ONBOARDING_IGNORE_PHONES', value: 'false' }
   // Empty means the built-in privileged roles (never "none").
   { name: 'PROTECTED_ROLE_TEMPLATE_IDS', value: '' }
   { name: 'BREAK_GLASS_USER_IDS', value: breakGlassUserIds }

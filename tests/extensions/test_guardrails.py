@@ -110,13 +110,23 @@ async def test_the_manager_change_window_is_configurable(parts):
     assert verdict.allowed
 
 
+def created_ago(tenant: TenantServer, user: str, age: timedelta) -> None:
+    tenant.state.users[F.U[user]]["createdDateTime"] = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def test_a_new_hires_fresh_manager_does_not_block_onboarding_but_still_blocks_a_reset(parts, tenant_env):
-    tenant_env.state.users[F.U["priya"]]["createdDateTime"] = (datetime.now(UTC) - timedelta(days=2)).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    """The fixture sets Priya's manager a day ago: within a day of creating her account, that is HR provisioning."""
+    created_ago(tenant_env, "priya", timedelta(days=1, hours=2))
     request = request_for(F.U["priya"], F.U["megan"])
     assert (await guardrails(parts).check(request, onboarding=True)).allowed
     assert "manager changed" in (await guardrails(parts).check(request)).reason
+
+
+async def test_a_new_hires_manager_changed_days_after_creation_blocks_onboarding(parts, tenant_env):
+    """Re-pointing a days-old account's manager is not provisioning: the cooldown applies to onboarding too."""
+    created_ago(tenant_env, "priya", timedelta(days=3))
+    verdict = await guardrails(parts).check(request_for(F.U["priya"], F.U["megan"]), onboarding=True)
+    assert "manager changed" in verdict.reason
 
 
 async def test_an_older_account_whose_manager_just_changed_is_refused_onboarding_too(parts, tenant_env):

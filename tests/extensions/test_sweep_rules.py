@@ -54,21 +54,18 @@ def test_other_method_types_are_not_read_as_credentials():
     assert credentials({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": "m"}) == []
 
 
-def test_strong_methods_ignore_the_password_email_a_pass_and_a_prepopulated_phone():
-    """A new hire with a password, an email, a pass and a phone (bulk prepopulation gives one before the first
-    sign-in) is not yet onboarded; an Authenticator registration makes them so."""
+def test_strong_methods_ignore_the_password_email_and_a_pass_and_phones_only_when_told():
+    """A new hire with a password, an email and a pass is not onboarded; a phone makes them so unless the tenant
+    prepopulates phones (ONBOARDING_IGNORE_PHONES); an Authenticator registration always does."""
     weak = [
         parse_method({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "p"}),
         parse_method({"@odata.type": "#microsoft.graph.emailAuthenticationMethod", "id": "e"}),
         parse_method({"@odata.type": TAP, "id": "t"}),
-        parse_method({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": "m", "phoneType": "mobile"}),
     ]
     assert strong_methods(weak) == []
-    authenticator = parse_method(
-        {
-            "@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
-            "id": "a",
-            "displayName": "Pixel",
-        }
-    )
-    assert len(strong_methods([*weak, authenticator])) == 1
+    mobile = {"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": "m", "phoneType": "mobile"}
+    phone = parse_method(mobile)
+    assert strong_methods([*weak, phone]) == ["phone (mobile)"]
+    assert strong_methods([*weak, phone], ignore_phones=True) == []
+    app = {"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod", "id": "a", "displayName": "P"}
+    assert len(strong_methods([*weak, phone, parse_method(app)], ignore_phones=True)) == 1
