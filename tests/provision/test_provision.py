@@ -250,3 +250,26 @@ def test_revoke_broader_removes_the_broad_roles_only_after_their_replacements_ex
         assert "Nothing to change." in run("plan", "--config", config).output
     finally:
         tenant.__exit__(None, None, None)
+
+
+def test_one_apply_with_revoke_broader_grants_the_replacements_before_it_revokes(tmp_path, monkeypatch):
+    """In a single run against a manual setup, every DELETE of a broad role comes after the last grant."""
+    data = F.build()
+    func = next(a for a in data["applications"] if a["appId"] == F.APP["func"][0])
+    func["graphRoles"] = ["User.Read.All", "UserAuthenticationMethod.ReadWrite.All"]
+    func["graphRoles"].append("EntitlementManagement.ReadWrite.All")
+    data["entitlementManagement"]["roleAssignments"] = []
+    data["applications"].append(empty_tenant(OPERATOR_ROLES)["applications"][1])
+    tenant = start(tmp_path, monkeypatch, data)
+    try:
+        result = run("apply", "--config", str(write_config(tmp_path, tenant)), "--revoke-broader")
+        assert result.exit_code == 0, result.output
+        log = httpx.get(f"{tenant.url}/_control/requests").json()
+        writes = [(i, e["method"], e["path"].lower()) for i, e in enumerate(log)]
+        grants = [i for i, method, path in writes if method == "POST" and "roleassignments" in path]
+        revokes = [i for i, method, path in writes if method == "DELETE" and "approleassignments" in path]
+        assert grants
+        assert len(revokes) == 2
+        assert max(grants) < min(revokes)
+    finally:
+        tenant.__exit__(None, None, None)
