@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 COMPLETED = "completed"
 EXPIRED = "expired"
 LAPSED = "sweep:lapsed"  # the revealed pass ran out before a passkey: the reset is being closed
+USED = "sweep:pass-used"  # when the sweep first saw our one-time pass used (SeenAt)
+# How long after a one-time pass was used the user may still be registering a passkey in the session it opened.
+ONE_TIME_GRACE = timedelta(hours=1)
 REMOVABLE = {"delivered", "partiallydelivered"}  # assignment states EM can still remove
 # Graph's createdDateTime may come in whole seconds and from another clock than ours: a passkey created this
 # little before the pickup opened still counts (the reset had just deleted the user's methods at that point).
@@ -128,9 +131,10 @@ class Sweep:
             if self.clock() < pickup.expires_at:
                 return "waiting"
             return await self._expire(pickup, reset)
-        seen, lapsed = await asyncio.gather(
+        seen, lapsed, used = await asyncio.gather(
             self.resets.step_done(reset.request_id, "sweep:passkey"),
             self.resets.step_done(reset.request_id, LAPSED),
+            self.resets.step_done(reset.request_id, USED),
         )
         if lapsed is not None and seen is None:
             return await self._expire(pickup, reset, lapsed=True)  # an earlier run stopped halfway through
@@ -144,7 +148,7 @@ class Sweep:
             since = pickup.created_at - CLOCK_TOLERANCE
             found = passkeys_since(credentials, since, self.settings.sweep_count_windows_hello)
             if not found:
-                return await self._spent_passes(pickup, reset, credentials)
+                return await self._spent_passes(pickup, reset, credentials, used)
             first = min(found, key=lambda c: c.created or pickup.created_at)
             seen = {"MethodId": first.id, "Label": first.label, "RegisteredAt": first.created}
             await self.resets.mark_step(reset.request_id, "sweep:passkey", **seen)
@@ -203,8 +207,8 @@ class Sweep:
         hours = f"{self.settings.pickup_lifetime_hours:g}"
         who = pickup.target_name or reset.target_id
         if lapsed:
-            why = "The Temporary Access Pass expired before a passkey was registered; access removed."
-            detail = f"The Temporary Access Pass for {who} expired unused for a passkey. {why}"
+            why = "The Temporary Access Pass ran out before a passkey was registered; access removed."
+            detail = f"The Temporary Access Pass for {who} was used up or expired without a passkey. {why}"
         else:
             why = f"The pickup was not revealed within {hours} hours; access removed."
             detail = f"The Temporary Access Pass for {who} was never picked up. {why}"
@@ -234,18 +238,28 @@ class Sweep:
         await self.pickups.transition(pickup, EXPIRED)
         return EXPIRED
 
-    async def _spent_passes(self, pickup: Pickup, reset: Reset, credentials: list[Credential]) -> str:
+    async def _spent_passes(
+        self, pickup: Pickup, reset: Reset, credentials: list[Credential], used: dict[str, Any] | None = None
+    ) -> str:
         """Delete passes we minted for this reset that expired or were used up; any other pass is left alone."""
         spent = [c for c in credentials if c.spent]
+        usable = any(c.kind == "temporaryAccessPass" and not c.spent and c.usable for c in credentials)
+        used_at = used.get("SeenAt") if used else None
         if not spent:
+            # Our one-time pass was used (and deleted) a while ago and still no passkey: the session it opened is
+            # over, so the reset cannot finish any more.
+            if isinstance(used_at, datetime) and self.clock() - used_at > ONE_TIME_GRACE and not usable:
+                await self.resets.mark_step(reset.request_id, LAPSED)
+                return await self._expire(pickup, reset, lapsed=True)
             return "waiting"
         trail = await self.resets.audit_trail(reset.request_id)
         ours = {_data(row).get("methodId") for row in trail if row.get("Event") == "revealed"}
-        # Our pass ran out (its lifetime, not a one-time use: a user who just signed in with a one-time pass may
-        # still be registering) and no other pass can sign the user in: the reset cannot finish any more. Noted
-        # before anything changes, so a run that stops halfway is finished by the next (visit reads the note).
+        if used is None and any(c.id in ours and c.usability.lower() == "onetimeused" for c in spent):
+            await self.resets.mark_step(reset.request_id, USED, SeenAt=self.clock())
+        # Our pass ran out by its lifetime (a used one-time pass gets ONE_TIME_GRACE above: the user may still be
+        # registering in the session it opened) and no other pass can sign the user in: the reset cannot finish
+        # any more. Noted before anything changes, so a run that stops halfway is finished by the next.
         lapsed = any(c.id in ours and c.usability.lower() == "expired" for c in spent)
-        usable = any(c.kind == "temporaryAccessPass" and not c.spent and c.usable for c in credentials)
         if lapsed and not usable:
             await self.resets.mark_step(reset.request_id, LAPSED)
         deleted = 0

@@ -124,7 +124,7 @@ def _removed(c: Context, a: Audience) -> Message:
     expired = c.kind == EventKind.EXPIRED
     subject = f"MFA reset for {c.target} {'expired' if expired else 'closed'}"
     if expired and c.data.get("passLapsed"):
-        first = f"The Temporary Access Pass for {c.target} expired before a passkey was registered."
+        first = f"The Temporary Access Pass for {c.target} ran out before a passkey was registered."
     elif expired:
         first = f"The pickup for {c.target} expired before the pass was handed over."
     else:

@@ -167,8 +167,9 @@ def test_an_unrevealed_pickup_expires_and_is_reported(stack: Stack):
     assert len(events(stack, "expired")) == 1
 
 
-def test_a_used_one_time_pass_is_deleted_by_the_sweep(stack: Stack):
-    """A one-time pass we minted that the user has used is deleted; onboarding goes on until a passkey appears."""
+def test_a_used_one_time_pass_is_deleted_and_the_reset_closed_an_hour_later_without_a_passkey(stack: Stack):
+    """A one-time pass we minted that the user has used is deleted; the sweep waits an hour for the passkey the user
+    may be registering in that session, then closes the reset like an expired pass."""
     stack.tenant.state.policies["temporaryAccessPass"]["isUsableOnce"] = True
     request_id, _ = reset_and_reveal(stack)
     httpx.post(f"{stack.tenant.url}/_control/users/{F.U['tom']}/tap/use").raise_for_status()
@@ -176,6 +177,17 @@ def test_a_used_one_time_pass_is_deleted_by_the_sweep(stack: Stack):
     assert TAP not in methods_of(stack)
     assert "passDeleted" in trail(stack, request_id)
     assert assignment_state(stack, request_id) == "delivered"  # still waiting for the passkey
+
+    # An hour after the use, the session that pass opened is over: with no passkey the reset cannot finish.
+    sweep = sweep_for(stack.container())
+    sweep.clock = lambda: datetime.now(UTC) + timedelta(minutes=30)
+    assert stack.host.call(sweep.run()).outcomes["waiting"] == 1
+    sweep.clock = lambda: datetime.now(UTC) + timedelta(minutes=61)
+    assert stack.host.call(sweep.run()).outcomes["expired"] == 1
+    assert "passLapsed" in trail(stack, request_id)
+    [expired] = events(stack, "expired")
+    assert expired.data["passLapsed"] is True
+    wait_until(lambda: not in_onboarding_group(stack), "the group membership removed")
 
 
 def test_a_pass_that_expired_before_a_passkey_is_deleted_and_the_reset_closed(stack: Stack):

@@ -84,5 +84,5 @@ def test_an_expiry_says_whether_the_pickup_or_the_revealed_pass_ran_out():
     unrevealed = to_text(render(Context.of(event(EventKind.EXPIRED), NAMES), Audience.MANAGER))
     lapsed = to_text(render(Context.of(event(EventKind.EXPIRED, passLapsed=True), NAMES), Audience.MANAGER))
     assert "expired before the pass was handed over" in unrevealed
-    assert "expired before a passkey was registered" in lapsed
+    assert "ran out before a passkey was registered" in lapsed
     assert all("request a new MFA reset" in text for text in (unrevealed, lapsed))
