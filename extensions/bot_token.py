@@ -29,10 +29,10 @@ import httpx
 import jwt
 
 from .errors import ChannelRejected, SigningKeysUnavailable
+from .jwt_header import ALGORITHM, bearer_and_kid
 from .settings import Settings
 
 ISSUER = "https://api.botframework.com"
-ALGORITHM = "RS256"
 LEEWAY_S = 300  # "Industry-standard clock-skew is 5 minutes."
 KEYS_TTL_S = 24 * 3600
 MIN_REFRESH_INTERVAL_S = 60  # an unknown kid must not let anyone make us hammer the metadata endpoint
@@ -113,18 +113,7 @@ class ChannelVerifier:
         """Steps 1-6 of the page: everything that does not need the activity."""
         if not self._app_id:
             raise ChannelRejected("TEAMS_BOT_APP_ID is not set: no token can be verified")
-        if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
-            raise ChannelRejected("a bearer token is required")
-        token = authorization[7:].strip()
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise ChannelRejected(f"the token is malformed: {exc}") from None
-        if header.get("alg") != ALGORITHM:
-            raise ChannelRejected(f"the token must be signed with {ALGORITHM}, not {header.get('alg')!r}")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise ChannelRejected("the token names no signing key (kid)")
+        token, kid = bearer_and_kid(authorization, ChannelRejected)
         key = await self._keys.key(kid)
         if key is None:
             raise ChannelRejected("the token's signing key is not one of the Bot Connector's")

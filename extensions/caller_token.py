@@ -20,6 +20,7 @@ import httpx
 import jwt
 
 from .errors import CallerRejected, SigningKeysUnavailable
+from .jwt_header import bearer_and_kid
 from .settings import Settings
 
 LEEWAY_S = 300  # clock skew we tolerate on exp/nbf (at most 5 minutes)
@@ -93,9 +94,7 @@ class CallerVerifier:
         self._verified: OrderedDict[bytes, tuple[VerifiedCaller, float]] = OrderedDict()
 
     async def verify(self, authorization: str | None) -> VerifiedCaller:
-        if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
-            raise CallerRejected("a bearer token is required")
-        token = authorization[7:].strip()
+        token, kid = bearer_and_kid(authorization, CallerRejected)
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(digest)
         if cached is not None:
@@ -103,7 +102,7 @@ class CallerVerifier:
                 self._verified.move_to_end(digest)
                 return cached[0]
             del self._verified[digest]
-        caller = await self._verify(token)
+        caller = await self._verify(token, kid)
         exp = caller.claims.get("exp")
         if isinstance(exp, (int, float)):
             # Until jwt.decode itself would refuse it (exp + leeway), and never longer than REVERIFY_AFTER_S.
@@ -112,16 +111,7 @@ class CallerVerifier:
                 self._verified.popitem(last=False)
         return caller
 
-    async def _verify(self, token: str) -> VerifiedCaller:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise CallerRejected(f"the token is malformed: {exc}") from None
-        if header.get("alg") != "RS256":
-            raise CallerRejected(f"the token must be signed with RS256, not {header.get('alg')!r}")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise CallerRejected("the token names no signing key (kid)")
+    async def _verify(self, token: str, kid: str) -> VerifiedCaller:
         key = await self._keys.key(kid)
         if key is None:
             raise CallerRejected("the token's signing key is not one of the tenant's")

@@ -7,13 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from pydantic import SecretStr
 
 from local.tenant import TenantServer
 from local.tenant import method_rules as rules
 from tests.conftest import ROOT
 from tests.e2e.conftest import Stack
-from tests.notify.conftest import Sinks, notify_settings
+from tests.notify.conftest import Sinks, notify_settings, set_notify_env
 
 
 @pytest.fixture
@@ -21,10 +20,7 @@ def walkthrough_env(tenant: TenantServer, monkeypatch: pytest.MonkeyPatch) -> li
     """As local.settings.sample.json has it: every transport on, Easy Auth with the dev host's sign-in stand-in
     (set before the stack fixture builds the host). Yields the passes the tenant mints, to look for them."""
     settings = notify_settings(tenant)
-    for field, info in type(settings).model_fields.items():
-        if field.startswith(("notify_", "acs_", "teams_")):
-            value = getattr(settings, field)
-            monkeypatch.setenv(info.alias, value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+    set_notify_env(monkeypatch, settings)
     monkeypatch.setenv("EASY_AUTH_ENABLED", "true")
     monkeypatch.setenv("DEVHOST_LOCAL_SIGNIN", "true")
     Sinks(tenant).control("PUT", "acs/limits", {"retryAfterSeconds": 0})

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from azure.data.tables.aio import TableServiceClient
+from pydantic import SecretStr
 
 from extensions.settings import Settings
 from graph.client import graph_client
@@ -100,3 +101,12 @@ async def make_notifier(tenant_env: TenantServer, resets: ResetStore) -> AsyncIt
     yield make
     for notifier in built:
         await notifier.close()
+
+
+def set_notify_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Put every notification setting (transports, ACS, Teams) into the environment the dev host reads, secrets in
+    clear (SecretStr prints as stars)."""
+    for field, info in type(settings).model_fields.items():
+        if field.startswith(("notify_", "acs_", "teams_")):
+            value = getattr(settings, field)
+            monkeypatch.setenv(info.alias, value.get_secret_value() if isinstance(value, SecretStr) else str(value))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import SecretStr
 
 from local.tenant import TenantServer
 from tests.conftest import F
 from tests.e2e.conftest import Stack
 from tests.e2e.test_pickup_page import PASS, browser, nonce_of, open_pickup, reveal
-from tests.notify.conftest import Sinks, notify_settings
+from tests.notify.conftest import Sinks, notify_settings, set_notify_env
 from tests.stack import wait_until
 
 
@@ -19,10 +18,7 @@ from tests.stack import wait_until
 def notify_env(tenant: TenantServer, monkeypatch: pytest.MonkeyPatch) -> Sinks:
     """Every transport on, pointed at the tenant; set before the stack fixture builds the host."""
     settings = notify_settings(tenant)
-    for field, info in type(settings).model_fields.items():
-        if field.startswith(("notify_", "acs_", "teams_")):
-            value = getattr(settings, field)
-            monkeypatch.setenv(info.alias, value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+    set_notify_env(monkeypatch, settings)
     monkeypatch.setenv("EASY_AUTH_ENABLED", "true")
     monkeypatch.setenv("DEVHOST_LOCAL_SIGNIN", "true")
     sinks = Sinks(tenant)

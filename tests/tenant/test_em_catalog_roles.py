@@ -19,6 +19,21 @@ receiver = base.receiver  # the callout receiver and the control client of the E
 em = base.em
 
 
+async def waiting_request(em: httpx.AsyncClient) -> tuple[str, str]:
+    """A request whose created stage waits for its callback: (request id, stage instance id)."""
+    request_id = await submit(em)
+    instance = (await callout(em, request_id, CREATED, "waitingForCallback"))["customExtensionStageInstanceId"]
+    return request_id, instance
+
+
+async def read_and_resume(tenant: TenantServer, request_id: str, instance: str) -> tuple[int, int]:
+    """The function identity reads the request, then resumes its created stage: the two status codes."""
+    read = await raw(tenant, "GET", f"/assignmentRequests/{request_id}", client_id=FUNC)
+    path = f"/assignmentRequests/{request_id}/resume"
+    resumed = await raw(tenant, "POST", path, client_id=FUNC, json=resume_body(CREATED, instance))
+    return read.status_code, resumed.status_code
+
+
 def roles_of_func(tenant: TenantServer) -> dict:
     return governance(tenant.state)["roleAssignments"]
 
@@ -37,17 +52,8 @@ def test_the_fixture_identity_has_exactly_what_provisioning_grants():
 async def test_the_catalog_role_lets_the_identity_read_and_resume_its_catalogs_requests(
     tenant_env: TenantServer, em: httpx.AsyncClient
 ):
-    request_id = await submit(em)
-    instance = (await callout(em, request_id, CREATED, "waitingForCallback"))["customExtensionStageInstanceId"]
-    assert (await raw(tenant_env, "GET", f"/assignmentRequests/{request_id}", client_id=FUNC)).status_code == 200
-    resumed = await raw(
-        tenant_env,
-        "POST",
-        f"/assignmentRequests/{request_id}/resume",
-        client_id=FUNC,
-        json=resume_body(CREATED, instance),
-    )
-    assert resumed.status_code == 204, resumed.text
+    request_id, instance = await waiting_request(em)
+    assert await read_and_resume(tenant_env, request_id, instance) == (200, 204)
 
 
 async def test_without_the_catalog_role_the_identity_is_refused(tenant_env: TenantServer, em: httpx.AsyncClient):
@@ -66,19 +72,10 @@ async def test_without_the_catalog_role_the_identity_is_refused(tenant_env: Tena
 
 
 async def test_a_catalog_reader_may_read_but_not_resume(tenant_env: TenantServer, em: httpx.AsyncClient):
-    request_id = await submit(em)
-    instance = (await callout(em, request_id, CREATED, "waitingForCallback"))["customExtensionStageInstanceId"]
+    request_id, instance = await waiting_request(em)
     for assignment in roles_of_func(tenant_env).values():
         assignment["roleDefinitionId"] = CATALOG_READER
-    assert (await raw(tenant_env, "GET", f"/assignmentRequests/{request_id}", client_id=FUNC)).status_code == 200
-    resumed = await raw(
-        tenant_env,
-        "POST",
-        f"/assignmentRequests/{request_id}/resume",
-        client_id=FUNC,
-        json=resume_body(CREATED, instance),
-    )
-    assert resumed.status_code == 403
+    assert await read_and_resume(tenant_env, request_id, instance) == (200, 403)
 
 
 async def test_requests_of_another_catalogs_package_are_out_of_reach(tenant_env: TenantServer, em: httpx.AsyncClient):
