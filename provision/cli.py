@@ -85,6 +85,11 @@ def apply(config: Path = CONFIG, revoke_broader: bool = REVOKE_BROADER) -> None:
     for setting, key in (("MFA_RESET_PACKAGE_IDS", "mfaReset"), ("ONBOARDING_PACKAGE_IDS", "newHire")):
         if result.ids.get(key):
             console.print(f"App setting {setting}={result.ids[key]}")
+    if result.ids.get("calloutApp"):
+        audience = result.cfg.callout_app.identifier_uri
+        console.print(f"App setting CALLOUT_AUDIENCE={audience} (app id {result.ids['calloutApp']})")
+    if result.ids.get("easyAuth"):
+        console.print(f"App setting EASY_AUTH_CLIENT_ID={result.ids['easyAuth']}")
 
 
 @app.command()

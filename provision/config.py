@@ -94,6 +94,42 @@ class FunctionIdentity(Model):
     teams_bot: bool = Field(True, alias="teamsBot", description="grant what the Teams bot needs (issue 5)")
 
 
+class CalloutApp(Model):
+    """The app registration whose app id URI is CALLOUT_AUDIENCE: the audience of the relay's (or EM's) token.
+    Tokens are only issued for an application that has a service principal in the tenant, so both are made."""
+
+    enabled: bool = True
+    display_name: str = Field("MFA Reset Extension callout", alias="displayName")
+    identifier_uri: str = Field("api://mfa-reset-extension", alias="identifierUri", description="CALLOUT_AUDIENCE")
+
+
+class EasyAuth(Model):
+    """The app registration App Service Authentication signs managers in with (the pickup page); its client
+    assertion is the function's user-assigned identity through a federated credential, never a secret."""
+
+    enabled: bool = False
+    display_name: str = Field("MFA Reset Extension pickup sign-in", alias="displayName")
+    function_host: str | None = Field(
+        None, alias="functionHost", description="the function app's host name, e.g. func-mfareset-abc.azurewebsites.net"
+    )
+    # The identity's object (principal) id, the federated credential's subject. Default: the service principal of
+    # functionIdentity.clientId, the same user-assigned identity OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID names.
+    managed_identity_object_id: str | None = Field(None, alias="managedIdentityObjectId")
+    credential_name: str = Field("function-user-assigned-identity", alias="credentialName")
+
+    @model_validator(mode="after")
+    def _host_given(self) -> EasyAuth:
+        if self.enabled and not self.function_host:
+            raise ValueError("easyAuth.enabled: give easyAuth.functionHost (the redirect URI's host)")
+        if self.function_host and ("/" in self.function_host or ":" in self.function_host):
+            raise ValueError("easyAuth.functionHost is a host name only, e.g. func-mfareset-abc.azurewebsites.net")
+        return self
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"https://{self.function_host}/.auth/login/aad/callback"
+
+
 class Operator(Model):
     managed_identity_client_id: str | None = Field(None, alias="managedIdentityClientId")
 
@@ -111,6 +147,8 @@ class ProvisionConfig(Model):
     authentication_strength: Strength = Field(default_factory=Strength, alias="authenticationStrength")
     conditional_access: ConditionalAccess = Field(default_factory=ConditionalAccess, alias="conditionalAccess")
     function_identity: FunctionIdentity = Field(alias="functionIdentity")
+    callout_app: CalloutApp = Field(default_factory=CalloutApp, alias="calloutApp")
+    easy_auth: EasyAuth = Field(default_factory=EasyAuth, alias="easyAuth")
 
 
 def load(path: Path) -> ProvisionConfig:

@@ -9,6 +9,9 @@ from typing import Any
 
 from .config import Package, ProvisionConfig
 
+# The audience Entra ID accepts in a federated credential (not a secret).
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105
+
 WAIT, NOTIFY = "wait", "notify"
 REQUEST_WORKFLOW = "#microsoft.graph.accessPackageAssignmentRequestWorkflowExtension"
 
@@ -142,4 +145,44 @@ def conditional_access(cfg: ProvisionConfig, strength_id: str) -> dict[str, Any]
             "users": {"includeGroups": [cfg.onboarding_group_id], "excludeUsers": ca.exclude_user_ids},
         },
         "grantControls": {"operator": "OR", "authenticationStrength": {"id": strength_id}},
+    }
+
+
+def callout_app(cfg: ProvisionConfig) -> dict[str, Any]:
+    """application-post-applications (https://learn.microsoft.com/graph/api/application-post-applications; shape:
+    https://learn.microsoft.com/graph/api/resources/application): single tenant, the app id URI the callout's
+    tokens carry as aud (CALLOUT_AUDIENCE), no secrets or certificates (nothing signs in as this app)."""
+    app = cfg.callout_app
+    return {"displayName": app.display_name, "identifierUris": [app.identifier_uri], "signInAudience": "AzureADMyOrg"}
+
+
+def easy_auth_app(cfg: ProvisionConfig) -> dict[str, Any]:
+    """application-post-applications with a web platform (https://learn.microsoft.com/graph/api/resources/
+    webapplication): Easy Auth's callback as the redirect URI and ID token issuance on, as App Service
+    Authentication's Entra provider expects
+    (https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad)."""
+    easy = cfg.easy_auth
+    return {
+        "displayName": easy.display_name,
+        "signInAudience": "AzureADMyOrg",
+        "web": {
+            "redirectUris": [easy.redirect_uri],
+            "implicitGrantSettings": {"enableIdTokenIssuance": True},
+        },
+    }
+
+
+def federated_credential(cfg: ProvisionConfig, subject: str) -> dict[str, Any]:
+    """application-post-federatedidentitycredentials
+    (https://learn.microsoft.com/graph/api/application-post-federatedidentitycredentials; shape:
+    https://learn.microsoft.com/graph/api/resources/federatedidentitycredential): trust the user-assigned managed
+    identity's tokens — issuer the tenant's v2.0 authority, subject the identity's object (principal) id, audience
+    api://AzureADTokenExchange — as "Use a managed identity instead of a secret" in
+    https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad describes."""
+    return {
+        "name": cfg.easy_auth.credential_name,
+        "issuer": f"https://login.microsoftonline.com/{cfg.tenant_id}/v2.0",
+        "subject": subject,
+        "audiences": [TOKEN_EXCHANGE_AUDIENCE],
+        "description": "Easy Auth's client assertion: the function app's user-assigned managed identity",
     }

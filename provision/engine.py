@@ -15,6 +15,9 @@ Every Graph call goes through graph.raw.GraphCaller. Endpoints (Graph v1.0), by 
 - authentication strength: authenticationstrengthroot-list-/post-policies, authenticationstrengthpolicy-update,
   authenticationstrengthpolicy-updateallowedcombinations
 - conditional access: conditionalaccessroot-list-/post-policies, conditionalaccesspolicy-update
+- app registrations: application-list ($filter identifierUris/any(x:x eq '...') or displayName eq),
+  application-post-applications, application-update, serviceprincipal-post-serviceprincipals,
+  application-list-/post-federatedidentitycredentials, federatedidentitycredential-update
 - permissions: serviceprincipal-list ($filter appId), serviceprincipal-list-/post-approleassignments,
   rbacapplication-list-/post-roleassignments (entitlementManagement provider, appScopeId /AccessPackageCatalog/{id})
 """
@@ -115,6 +118,8 @@ class Provisioner:
         strength_id = await self.strength()
         await self.conditional_access(strength_id)
         principal = await self.function_principal()
+        await self.callout_app()
+        await self.easy_auth(principal)
         await self.app_roles(principal)
         await self.catalog_role(principal, catalog_id)
         await self.broader_roles(principal)
@@ -332,3 +337,87 @@ class Provisioner:
         if self.apply:
             body = {"principalId": principal, "roleDefinitionId": ASSIGNMENT_MANAGER_ROLE, "appScopeId": scope}
             await self.call("catalog role", "POST", path, body=body)
+
+    # --- app registrations ----------------------------------------------------------------------------------
+    async def _application(self, identifier_uri: str | None, display_name: str) -> dict[str, Any] | None:
+        """An app registration by its app id URI (unique in a tenant), else by display name."""
+        if identifier_uri:
+            query = {"$filter": f"identifierUris/any(x:x eq {literal(identifier_uri)})"}
+            found = await self.items("application", "/applications", query)
+            if found:
+                return found[0]
+        found = await self.items("application", "/applications", {"$filter": f"displayName eq {literal(display_name)}"})
+        return found[0] if found else None
+
+    async def _registration(
+        self, label: str, want: dict[str, Any], current: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Converge one application; the application object (None in a plan for something new)."""
+        created: dict[str, Any] = {}
+
+        async def create():
+            created.update(await self.call("application", "POST", "/applications", body=want) or {})
+            return created
+
+        async def update():
+            await self.call("application", "PATCH", f"/applications/{segment(current['id'])}", body=want)
+
+        await self.converge("application", label, current, want, create, update)
+        if current is not None:
+            secrets = len(current.get("passwordCredentials") or []) + len(current.get("keyCredentials") or [])
+            if secrets:
+                detail = f"{secrets} secret(s) or certificate(s): nothing signs in with them, remove them"
+                self.record("application", label, WARN, [detail])
+        return current or created or None
+
+    async def _app_principal(self, label: str, app: dict[str, Any] | None) -> None:
+        """The application's service principal: Entra issues tokens only for an app that has one in the tenant."""
+        name = f"{label}: service principal"
+        found: list[dict[str, Any]] = []
+        if app and app.get("appId"):
+            query = {"$filter": f"appId eq {literal(app['appId'])}", "$select": "id,appId"}
+            found = await self.items("service principal", "/servicePrincipals", query)
+        if found:
+            self.record("service principal", name, OK)
+            return
+        self.record("service principal", name, CREATE)
+        if self.apply and app:
+            await self.call("application", "POST", "/servicePrincipals", body={"appId": app["appId"]})
+
+    async def callout_app(self) -> None:
+        """The app registration whose app id URI is CALLOUT_AUDIENCE, and its service principal."""
+        if not self.cfg.callout_app.enabled:
+            return
+        want = desired.callout_app(self.cfg)
+        label = f"callout audience {self.cfg.callout_app.identifier_uri}"
+        app = await self._registration(
+            label, want, await self._application(want["identifierUris"][0], want["displayName"])
+        )
+        self.ids["calloutApp"] = (app or {}).get("appId")
+        await self._app_principal(label, app)
+
+    async def easy_auth(self, principal: str) -> None:
+        """The Easy Auth app registration, its service principal, and the federated credential that lets the
+        function's user-assigned identity stand in for a client secret."""
+        easy = self.cfg.easy_auth
+        if not easy.enabled:
+            return
+        want = desired.easy_auth_app(self.cfg)
+        label = f"Easy Auth {easy.display_name}"
+        app = await self._registration(label, want, await self._application(None, want["displayName"]))
+        self.ids["easyAuth"] = (app or {}).get("appId")
+        await self._app_principal(label, app)
+        credential = desired.federated_credential(self.cfg, easy.managed_identity_object_id or principal)
+        path = f"/applications/{segment(app['id'])}/federatedIdentityCredentials" if app and app.get("id") else ""
+        found = await self.items("federated credential", path) if path else []
+        current = next((f for f in found if f.get("name") == credential["name"]), None)
+
+        async def create():
+            return await self.call("federated credential", "POST", path, body=credential)
+
+        async def update():
+            body = {k: v for k, v in credential.items() if k != "name"}  # the name is immutable
+            await self.call("federated credential", "PATCH", f"{path}/{segment(current['id'])}", body=body)
+
+        name = f"{label}: trusts the managed identity {credential['subject']}"
+        await self.converge("federated credential", name, current, credential, create, update)

@@ -63,6 +63,15 @@ OPERATOR_NEEDS: dict[str, str] = {
     "conditional access": "Policy.ReadWrite.ConditionalAccess and Policy.Read.All (application), or the Conditional "
     "Access Administrator role (conditionalaccessroot-post-policies)",
     "service principal": "Application.Read.All (application), or the Cloud Application Administrator role",
+    # application-post-applications, serviceprincipal-post-serviceprincipals and application-update list
+    # Application.ReadWrite.OwnedBy as the least privileged application permission (Application.ReadWrite.All
+    # higher): the operator owns what it creates and may change only applications it owns.
+    "application": "Application.ReadWrite.OwnedBy (application; it may change only applications it owns, so an "
+    "app registration made by hand needs Application.ReadWrite.All or the operator added as its owner), or a role "
+    "that may create app registrations, such as Application Developer or Cloud Application Administrator, when "
+    "signed in (application-post-applications, serviceprincipal-post-serviceprincipals)",
+    "federated credential": "Application.ReadWrite.OwnedBy on an application the operator owns, or "
+    "Application.ReadWrite.All (application-post-federatedidentitycredentials)",
     "app role": "AppRoleAssignment.ReadWrite.All and Application.Read.All (application), or the Privileged Role "
     "Administrator role (serviceprincipal-post-approleassignments)",
 }

@@ -47,7 +47,14 @@ from .gov_common import (
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 _NS = uuid.UUID("2b0b8a43-6a3e-4b61-9d8e-6f1f5a9c0d11")
 GRAPH_SP_ID = str(uuid.uuid5(_NS, GRAPH_APP_ID))
-SP_READ = ("Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
+# serviceprincipal-get: Application.ReadWrite.OwnedBy may list and read every service principal too.
+SP_READ = (
+    "Application.Read.All",
+    "Application.ReadWrite.OwnedBy",
+    "Application.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+)
 ASSIGN = ("AppRoleAssignment.ReadWrite.All",)
 # Microsoft Graph's application permissions this tenant knows (plus any a fixture identity holds). The ids here
 # are derived locally; real tenants have Microsoft's fixed ids, which is why provisioning looks roles up by value.
@@ -61,6 +68,8 @@ GRAPH_PERMISSIONS = [
     "Directory.Read.All",
     "AuditLog.Read.All",
     "Application.Read.All",
+    "Application.ReadWrite.OwnedBy",
+    "Application.ReadWrite.All",
     "AppRoleAssignment.ReadWrite.All",
     "Policy.Read.All",
     "Policy.Read.AuthenticationMethod",

@@ -32,6 +32,7 @@ from . import (
     graph_methods,
     graph_packages,
     graph_policies,
+    graph_registrations,
     throttle,
     webhook,
 )
@@ -42,7 +43,8 @@ from .state import TenantState
 ROUTE_MODULES = (auth, control, throttle, graph_directory, graph_methods, graph_batch, em, acs, bot)
 ROUTE_MODULES += (webhook,)  # the Teams Workflows webhook sink
 ROUTE_MODULES += (bot_channel,)  # the Bot Connector's keys and activities delivered to a bot's messaging endpoint
-ROUTE_MODULES += (graph_governance, graph_packages, graph_policies, graph_apps)  # operator setup (provision/)
+# operator setup (provision/)
+ROUTE_MODULES += (graph_governance, graph_packages, graph_policies, graph_apps, graph_registrations)
 
 
 @dataclass

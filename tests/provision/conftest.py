@@ -20,6 +20,7 @@ OPERATOR_ROLES = [
     "Policy.Read.All",
     "AppRoleAssignment.ReadWrite.All",
     "Application.Read.All",
+    "Application.ReadWrite.OwnedBy",
     "GroupMember.Read.All",
 ]
 FUNC_APP_ID = F.APP["func"][0]

@@ -35,7 +35,7 @@ def graph(tenant, method: str, path: str, **kwargs):
 def test_apply_on_an_empty_tenant_creates_every_object(empty, tmp_path: Path):
     result = run("apply", "--config", str(write_config(tmp_path, empty)))
     assert result.exit_code == 0, result.output
-    assert "30 change(s) applied" in result.output
+    assert "32 change(s) applied" in result.output
     catalogs = graph(empty, "GET", f"{EM}/catalogs")["value"]
     assert [c["displayName"] for c in catalogs] == ["MFA reset"]
     extensions = graph(empty, "GET", f"{EM}/catalogs/{catalogs[0]['id']}/customWorkflowExtensions")["value"]
