@@ -37,6 +37,33 @@ GRAPH_AUDIENCES = (
 )
 TOKEN_LIFETIME_S = 3600
 LEEWAY_S = 300
+# Microsoft's own resources, whose service principals every tenant has.
+FIRST_PARTY_RESOURCES = (
+    "https://api.botframework.com",
+    "https://communication.azure.com",
+    "https://storage.azure.com",
+    "https://vault.azure.net",
+    "https://management.azure.com",
+    "https://monitor.azure.com",
+)
+
+
+def known_resource(state: TenantState, resource: str) -> bool:
+    """Whether a token may be issued for `resource`: Entra answers AADSTS500011 ("The resource principal named X
+    was not found in the tenant") for anything without a service principal in the tenant
+    (https://learn.microsoft.com/entra/identity-platform/reference-error-codes). Known here: Graph, Microsoft's own
+    resources, the fixture's callout audience (the app an operator registers for the relay) and its applications,
+    and the app registrations created through /applications (by app id or identifier URI)."""
+    wanted = resource.rstrip("/").lower()
+    names = {a.rstrip("/").lower() for a in (*GRAPH_AUDIENCES, *FIRST_PARTY_RESOURCES)}
+    names.add(str(state.tenant.get("calloutAudience") or "").rstrip("/").lower())
+    for app in state.applications.values():
+        names.add(str(app.get("appId", "")).lower())
+        names.update(r.rstrip("/").lower() for r in app.get("resourceRoles", {}))
+    for registered in state.extras.get("registrations", {}).values():
+        names.add(str(registered.get("appId", "")).lower())
+        names.update(u.rstrip("/").lower() for u in registered.get("identifierUris", []))
+    return wanted in names
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,6 +159,13 @@ async def msi_token(request: web.Request) -> web.Response:
         app = next((a for a in state.applications.values() if a.get("servicePrincipalId") == principal_id), None)
     if app is None or app.get("kind") != "managedIdentity":
         return web.json_response({"error": "invalid_request", "error_description": "Identity not found"}, status=400)
+    if not known_resource(state, resource):
+        description = (
+            f"AADSTS500011: The resource principal named {resource} was not found in the tenant named "
+            f"{state.tenant.get('displayName') or state.tenant_id}. This can happen if the application has not been "
+            "installed by the administrator of the tenant or consented to by any user in the tenant."
+        )
+        return web.json_response({"error": "invalid_resource", "error_description": description}, status=400)
     token = app_token(state, app, resource)
     expires_on = int(state.now().timestamp()) + TOKEN_LIFETIME_S
     return web.json_response(

@@ -53,3 +53,22 @@ async def test_tokens_verify_against_the_published_jwks_with_the_v1_issuer(tenan
     )
     assert claims["tid"] == tid
     assert "roles" not in claims
+
+
+async def test_a_token_for_a_resource_the_tenant_does_not_know_is_refused_with_aadsts500011(tenant_env: TenantServer):
+    """A typo in CALLOUT_AUDIENCE or an app never registered fails as Entra fails it, not with a working token."""
+    async with ManagedIdentityCredential() as credential:
+        with pytest.raises(ClientAuthenticationError, match="AADSTS500011"):
+            await credential.get_token("api://no-such-app/.default")
+
+
+async def test_an_app_registered_through_graph_becomes_a_token_audience(tenant_env: TenantServer):
+    """Once /applications holds an app with an identifier URI, tokens can be issued for it."""
+    tenant_env.state.extras.setdefault("registrations", {})["obj-1"] = {
+        "id": "obj-1",
+        "appId": "6b1c2d3e-0000-4000-8000-0000000000f1",
+        "identifierUris": ["api://contoso/new-api"],
+    }
+    async with ManagedIdentityCredential() as credential:
+        token = await credential.get_token("api://contoso/new-api/.default")
+    assert jwt.decode(token.token, options={"verify_signature": False})["aud"] == "api://contoso/new-api"
