@@ -20,29 +20,20 @@ we accept either spelling. The token is never logged or kept.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
 
-from .errors import ChannelRejected, SigningKeysUnavailable
+from .errors import ChannelRejected
 from .jwt_header import ALGORITHM, bearer_and_kid
 from .settings import Settings
+from .signing_keys import OpenIdKeys
 
 ISSUER = "https://api.botframework.com"
 LEEWAY_S = 300  # "Industry-standard clock-skew is 5 minutes."
-KEYS_TTL_S = 24 * 3600
-MIN_REFRESH_INTERVAL_S = 60  # an unknown kid must not let anyone make us hammer the metadata endpoint
 SERVICE_URL_CLAIMS = ("serviceurl", "serviceUrl")
-
-
-@dataclass(frozen=True)
-class ChannelKey:
-    key: jwt.PyJWK
-    endorsements: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -61,44 +52,11 @@ class ChannelToken:
         return None
 
 
-class ChannelKeys:
-    """The Bot Connector's signing keys with their endorsements, read from its OpenID metadata and cached."""
+class ChannelKeys(OpenIdKeys):
+    """The Bot Connector's signing keys with their endorsements, from its OpenID metadata."""
 
     def __init__(self, metadata_url: str, http: httpx.AsyncClient):
-        self._metadata_url = metadata_url
-        self._http = http
-        self._keys: dict[str, ChannelKey] = {}
-        self._fetched_at = float("-inf")  # never: monotonic time may start near 0 on a fresh instance
-        self._lock = asyncio.Lock()
-
-    async def _refresh(self) -> None:
-        try:
-            metadata = (await self._http.get(self._metadata_url)).raise_for_status().json()
-            jwks = (await self._http.get(metadata["jwks_uri"])).raise_for_status().json()
-        except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
-            raise SigningKeysUnavailable(f"cannot read the Bot Connector's signing keys: {exc}") from exc
-        if ALGORITHM not in (metadata.get("id_token_signing_alg_values_supported") or [ALGORITHM]):
-            raise SigningKeysUnavailable(f"the Bot Connector's metadata no longer lists {ALGORITHM}")
-        keys = {}
-        for entry in jwks.get("keys", []) if isinstance(jwks, dict) else []:
-            if not isinstance(entry, dict) or entry.get("kty") != "RSA" or not entry.get("kid"):
-                continue
-            try:
-                key = jwt.PyJWK(entry, algorithm=ALGORITHM)
-            except jwt.PyJWTError:
-                continue
-            endorsements = entry.get("endorsements")
-            listed = endorsements if isinstance(endorsements, list) else []
-            keys[entry["kid"]] = ChannelKey(key, frozenset(e for e in listed if isinstance(e, str)))
-        self._keys = keys
-        self._fetched_at = time.monotonic()
-
-    async def key(self, kid: str) -> ChannelKey | None:
-        async with self._lock:
-            age = time.monotonic() - self._fetched_at
-            if age > KEYS_TTL_S or (kid not in self._keys and age >= MIN_REFRESH_INTERVAL_S):
-                await self._refresh()
-            return self._keys.get(kid)
+        super().__init__(metadata_url, http, "the Bot Connector's")
 
 
 class ChannelVerifier:

@@ -9,7 +9,6 @@ azp in v2, oid of the calling service principal).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -19,13 +18,12 @@ from typing import Any
 import httpx
 import jwt
 
-from .errors import CallerRejected, SigningKeysUnavailable
+from .errors import CallerRejected
 from .jwt_header import bearer_and_kid
 from .settings import Settings
+from .signing_keys import OpenIdKeys
 
 LEEWAY_S = 300  # clock skew we tolerate on exp/nbf (at most 5 minutes)
-KEYS_TTL_S = 24 * 3600  # Entra rotates keys rarely; a new kid triggers a refresh anyway
-MIN_REFRESH_INTERVAL_S = 60  # unknown kids must not let a caller make us hammer the metadata endpoint
 # A caller (EM, the relay's managed identity) presents the same token for up to an hour; its RSA check costs
 # ~0.25 ms of the callout's CPU. The exact bytes verified before are accepted again until they expire, for at
 # most REVERIFY_AFTER_S (so a key removed from the JWKS stops being honoured soon). Refusals are never cached.
@@ -41,39 +39,12 @@ class VerifiedCaller:
     claims: dict[str, Any]
 
 
-class SigningKeys:
-    """The tenant's signing keys, read from OIDC metadata and cached; refreshed when an unknown kid appears."""
+class SigningKeys(OpenIdKeys):
+    """The tenant's signing keys, from its v2.0 OIDC metadata."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
-        self._metadata_url = (
-            f"{settings.authority_host.rstrip('/')}/{settings.tenant_id}/v2.0/.well-known/openid-configuration"
-        )
-        self._http = http
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")  # never: monotonic time may start near 0 on a fresh instance
-        self._lock = asyncio.Lock()
-
-    async def _refresh(self) -> None:
-        try:
-            metadata = (await self._http.get(self._metadata_url)).raise_for_status().json()
-            jwks = (await self._http.get(metadata["jwks_uri"])).raise_for_status().json()
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            raise SigningKeysUnavailable(f"cannot read the tenant's signing keys: {exc}") from exc
-        keys = {}
-        for entry in jwks.get("keys", []):
-            if entry.get("kty") == "RSA" and entry.get("kid"):
-                keys[entry["kid"]] = jwt.PyJWK(entry, algorithm="RS256")
-        self._keys = keys
-        self._fetched_at = time.monotonic()
-
-    async def key(self, kid: str) -> jwt.PyJWK | None:
-        async with self._lock:
-            stale = time.monotonic() - self._fetched_at > KEYS_TTL_S
-            unknown = kid not in self._keys
-            recently = time.monotonic() - self._fetched_at < MIN_REFRESH_INTERVAL_S
-            if stale or (unknown and not recently):
-                await self._refresh()
-            return self._keys.get(kid)
+        metadata = f"{settings.authority_host.rstrip('/')}/{settings.tenant_id}/v2.0/.well-known/openid-configuration"
+        super().__init__(metadata, http, "the tenant's")
 
 
 class CallerVerifier:
@@ -118,7 +89,7 @@ class CallerVerifier:
         try:
             claims = jwt.decode(
                 token,
-                key,
+                key.key,
                 algorithms=["RS256"],
                 audience=self._audiences,
                 issuer=self._issuers,
