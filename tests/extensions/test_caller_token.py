@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from extensions.caller_token import CallerVerifier, SigningKeys
+from extensions.caller_token import LEEWAY_S, CallerVerifier, SigningKeys
 from extensions.errors import CallerRejected
 from extensions.settings import Settings
 from local.tenant import EM_APP_ID, TenantServer
@@ -122,14 +122,24 @@ async def test_a_token_presented_again_is_not_checked_again(
     assert len(decoded) == 1
 
 
-async def test_a_cached_token_is_refused_once_it_expires(verifier: CallerVerifier, tenant: TenantServer):
-    """The cache honours exp plus the five-minute leeway exactly as the full check does."""
-    now = int(time.time())
-    token = issue_token(tenant.state, em_claims(exp=now - 296, iat=now - 4000, nbf=now - 4000))
-    assert (await verifier.verify(f"Bearer {token}")).app_id == EM_APP_ID  # good for 3 to 4 more seconds
-    time.sleep(max(0.0, now + 4 - time.time()) + 0.1)
-    with pytest.raises(CallerRejected, match="expired"):
-        await verifier.verify(f"Bearer {token}")
+async def test_a_cached_token_is_checked_in_full_again_once_past_its_expiry(
+    verifier: CallerVerifier, tenant: TenantServer, monkeypatch: pytest.MonkeyPatch
+):
+    """The cache answers only until exp plus the five-minute leeway, the point where the full check starts refusing
+    (test_expiry_beyond_five_minutes_is_refused); past it the token goes through jwt.decode again."""
+    exp = int(time.time()) + 120  # so exp + leeway comes before the 10-minute re-check
+    token = issue_token(tenant.state, em_claims(exp=exp))
+    decoded = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    await verifier.verify(f"Bearer {token}")
+    # The cache's own clock, moved (a second before, then after the deadline) instead of waiting for it.
+    monkeypatch.setattr("extensions.caller_token.time.time", lambda: exp + LEEWAY_S - 1)
+    await verifier.verify(f"Bearer {token}")
+    assert len(decoded) == 1
+    monkeypatch.setattr("extensions.caller_token.time.time", lambda: exp + LEEWAY_S + 1)
+    await verifier.verify(f"Bearer {token}")  # jwt.decode keeps the real clock, so the full check passes here
+    assert len(decoded) == 2
 
 
 async def test_a_token_altered_after_a_good_one_was_cached_is_refused(verifier: CallerVerifier, tenant: TenantServer):
