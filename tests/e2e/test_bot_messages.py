@@ -4,8 +4,6 @@ token, the one reply a user's message gets, and every request that is not the Bo
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -23,6 +21,7 @@ from local.tenant.bot_channel import channel_signing_key, channel_token, inbound
 from notify.templates import BOT_REPLY, MY_ACCESS_URL
 from tests.conftest import F
 from tests.e2e.conftest import Stack
+from tests.extensions.tokens import hs256_token
 
 MEGAN = F.U["megan"]  # has the Teams app installed in the fixture
 
@@ -155,17 +154,6 @@ def test_neither_the_token_nor_what_the_user_wrote_is_logged(bot: Stack, caplog:
 # --- what is refused ----------------------------------------------------------------------------------------
 
 
-def _hs256(claims: dict[str, Any], secret: bytes, kid: str) -> str:
-    # PyJWT refuses PEM-shaped HMAC secrets (the very attack), so the forger builds the token by hand.
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
-    payload = b64(json.dumps(claims).encode())
-    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-    return f"{header}.{payload}.{b64(signature)}"
-
-
 def forged_authorization(tenant: TenantServer, case: str) -> str | None:
     """An Authorization header the Bot Connector would never send, by name of what is wrong with it."""
     state, url = tenant.state, service_url(tenant)
@@ -180,7 +168,7 @@ def forged_authorization(tenant: TenantServer, case: str) -> str | None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         claims = {"serviceurl": url, "nbf": now, "exp": now + 3600, "iss": "https://api.botframework.com"}
-        return "Bearer " + _hs256({**claims, "aud": F.APP["func"][0]}, pem, kid)
+        return "Bearer " + hs256_token({**claims, "aud": F.APP["func"][0]}, pem, kid)
     if case == "alg-none":
         claims = {"serviceurl": url, "exp": now + 3600, "iss": "https://api.botframework.com", "aud": F.APP["func"][0]}
         return "Bearer " + jwt.encode(claims, None, algorithm="none", headers={"kid": kid})

@@ -46,7 +46,7 @@ def forged(tenant: TenantServer, case: str) -> str:
         pem = private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        return _hmac_token(_base(tenant), pem, kid)
+        return hs256_token(_base(tenant), pem, kid)
     if case == "bad-signature":
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         return jwt.encode(_base(tenant), other, algorithm="RS256", headers={"kid": kid})
@@ -72,7 +72,7 @@ def forged(tenant: TenantServer, case: str) -> str:
     return jwt.encode(_base(tenant, **overrides), private, algorithm="RS256", headers={"kid": kid})
 
 
-def _hmac_token(claims: dict[str, Any], secret: bytes, kid: str) -> str:
+def hs256_token(claims: dict[str, Any], secret: bytes, kid: str) -> str:
     # PyJWT refuses PEM-looking HMAC keys (the very attack); build the token by hand as an attacker would.
     import base64
     import hashlib

@@ -3,6 +3,7 @@ operator identity, and provision.yaml files pointing at the tenant."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,16 @@ def empty_tenant(operator_roles: list[str]) -> dict:
         "policies": {"temporaryAccessPass": full["policies"]["temporaryAccessPass"]},
         "directoryAudits": [],
     }
+
+
+@contextlib.contextmanager
+def tenant_without(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str) -> Iterator[TenantServer]:
+    """An empty tenant whose operator lacks the one permission `missing`; stopped on the way out."""
+    tenant = start(tmp_path, monkeypatch, empty_tenant([r for r in OPERATOR_ROLES if r != missing]))
+    try:
+        yield tenant
+    finally:
+        tenant.__exit__(None, None, None)
 
 
 def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: dict) -> TenantServer:

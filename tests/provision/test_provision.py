@@ -14,7 +14,7 @@ from local.tenant.graph_apps import GRAPH_SP_ID
 from provision.cli import app
 from tests.conftest import F
 from tests.graph_clients import graph_client
-from tests.provision.conftest import OPERATOR, OPERATOR_ROLES, empty_tenant, start, write_config
+from tests.provision.conftest import OPERATOR, OPERATOR_ROLES, empty_tenant, start, tenant_without, write_config
 
 EM = "/identityGovernance/entitlementManagement"
 
@@ -142,25 +142,17 @@ def test_hand_shortened_expiry_shows_as_drift(empty, tmp_path: Path):
 
 
 def test_operator_without_conditional_access_permission_gets_a_clear_error(tmp_path, monkeypatch):
-    roles = [r for r in OPERATOR_ROLES if r != "Policy.ReadWrite.ConditionalAccess"]
-    tenant = start(tmp_path, monkeypatch, empty_tenant(roles))
-    try:
+    with tenant_without(tmp_path, monkeypatch, "Policy.ReadWrite.ConditionalAccess") as tenant:
         result = run("apply", "--config", str(write_config(tmp_path, tenant)))
-    finally:
-        tenant.__exit__(None, None, None)
     assert result.exit_code == 3
     assert "Policy.ReadWrite.ConditionalAccess" in result.output
     assert "Conditional Access Administrator" in result.output
 
 
 def test_operator_without_entitlement_management_permission_fails_before_changing_anything(tmp_path, monkeypatch):
-    roles = [r for r in OPERATOR_ROLES if not r.startswith("EntitlementManagement")]
-    tenant = start(tmp_path, monkeypatch, empty_tenant(roles))
-    try:
+    with tenant_without(tmp_path, monkeypatch, "EntitlementManagement.ReadWrite.All") as tenant:
         result = run("apply", "--config", str(write_config(tmp_path, tenant)))
         catalogs = tenant.state.extras.get("em").catalogs if "em" in tenant.state.extras else {}
-    finally:
-        tenant.__exit__(None, None, None)
     assert result.exit_code == 3
     assert "EntitlementManagement.ReadWrite.All" in result.output
     assert catalogs == {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import F
-from tests.provision.conftest import OPERATOR_ROLES, empty_tenant, start, write_config
+from tests.provision.conftest import tenant_without, write_config
 from tests.provision.test_provision import graph, run
 
 HOST = "func-mfareset-test.azurewebsites.net"
@@ -99,12 +99,8 @@ def test_changed_managed_identity_updates_the_federated_credential(empty, tmp_pa
 
 
 def test_operator_without_application_permission_gets_a_clear_error(tmp_path, monkeypatch):
-    roles = [r for r in OPERATOR_ROLES if r != "Application.ReadWrite.OwnedBy"]
-    tenant = start(tmp_path, monkeypatch, empty_tenant(roles))
-    try:
+    with tenant_without(tmp_path, monkeypatch, "Application.ReadWrite.OwnedBy") as tenant:
         result = run("apply", "--config", str(write_config(tmp_path, tenant)))
-    finally:
-        tenant.__exit__(None, None, None)
     assert result.exit_code == 3
     assert "POST /applications" in result.output
     assert "Application.ReadWrite.OwnedBy" in result.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from graph.errors import Forbidden, GraphCallError
-from tests.provision.conftest import OPERATOR, OPERATOR_ROLES, empty_tenant, start
+from tests.provision.conftest import OPERATOR, tenant_without
 from tests.provision.test_tenant_governance import call
 
 APP = {"displayName": "callout", "identifierUris": ["api://mfa-reset-extension"], "signInAudience": "AzureADMyOrg"}
@@ -63,14 +63,10 @@ def test_invalid_application_properties_are_400(empty, body):
 
 
 def test_creating_an_application_needs_an_application_write_permission(tmp_path, monkeypatch):
-    roles = [r for r in OPERATOR_ROLES if r != "Application.ReadWrite.OwnedBy"]
-    tenant = start(tmp_path, monkeypatch, empty_tenant(roles))
-    try:
+    with tenant_without(tmp_path, monkeypatch, "Application.ReadWrite.OwnedBy") as tenant:
         with pytest.raises(Forbidden):
             call(tenant, "POST", "/applications", body=APP)
         assert call(tenant, "GET", "/applications")["value"] == []  # Application.Read.All still lists
-    finally:
-        tenant.__exit__(None, None, None)
 
 
 def test_owned_by_reaches_only_applications_the_caller_owns(empty):
